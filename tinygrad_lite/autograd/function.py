@@ -1,0 +1,155 @@
+"""``Function``: one differentiable operation, and the graph node it leaves behind.
+
+A subclass defines a ``forward`` and a ``backward`` side by side::
+
+    class Square(tl.Function):
+        @staticmethod
+        def forward(ctx, x):
+            ctx.save_for_backward(x)
+            return x * x
+
+        @staticmethod
+        def backward(ctx, grad):
+            (x,) = ctx.saved_tensors
+            return 2 * x * grad          # dL/dx = dL/dy * dy/dx
+
+    y = Square.apply(x)
+
+``apply`` runs ``forward`` without recording (its inner ops are implementation
+detail), and if any input requires grad it makes the ``ctx`` object the output's
+graph node: the node remembers its inputs (edges to earlier nodes) and what forward
+saved. Backward formulas written with Tensor ops are themselves differentiable, which
+is all ``create_graph=True`` needs for gradients of gradients.
+"""
+
+from __future__ import annotations
+
+import os
+import traceback
+import weakref
+
+from .mode import state
+
+
+class Function:
+    """Base class of every op; an instance is the ``ctx`` and the graph node."""
+
+    # Filled in by apply(). Slots keep each node small: a long unrolled graph has many.
+    __slots__ = ("inputs", "needs_input_grad", "_saved", "_saved_versions", "outputs",
+                 "_freed", "source", "__dict__", "__weakref__")
+
+    def __init__(self):
+        self._saved = ()
+        self._saved_versions = ()
+        self._freed = False
+        self.source = None
+
+    # ---------------------------------------------------------------- user API
+    @staticmethod
+    def forward(ctx, *args):  # pragma: no cover - abstract
+        raise NotImplementedError("a Function subclass must define forward(ctx, *args)")
+
+    @staticmethod
+    def backward(ctx, *grad_outputs):  # pragma: no cover - abstract
+        raise NotImplementedError("a Function subclass must define backward(ctx, *grads)")
+
+    def save_for_backward(self, *tensors) -> None:
+        """Keep tensors for backward; later in-place changes to them are detected."""
+        self._saved = tensors
+        self._saved_versions = tuple(getattr(t, "_version", 0) for t in tensors)
+
+    @property
+    def saved_tensors(self) -> tuple:
+        if self._freed:
+            raise RuntimeError(
+                f"Trying to backward through the graph of {type(self).__name__} a second time: "
+                "its saved tensors were freed after the first backward. Pass "
+                "retain_graph=True to the first backward() if you need to call it twice.")
+        tensors = tuple(t() if isinstance(t, weakref.ref) else t for t in self._saved)
+        for tensor, version in zip(tensors, self._saved_versions):
+            if tensor is not None and getattr(tensor, "_version", 0) != version:
+                raise RuntimeError(
+                    f"A tensor of shape {tensor.shape} saved by {type(self).__name__} for "
+                    f"backward was modified in place (version {version} -> {tensor._version}). "
+                    "Its gradient would be wrong; use an out-of-place op (x = x + y) "
+                    "instead of x += y, or .clone() the tensor before modifying it.")
+        return tensors
+
+    # ------------------------------------------------------------------ apply
+    @classmethod
+    def apply(cls, *args):
+        """Run ``forward`` on ``args`` and, if needed, record the node in the graph."""
+        ctx = cls()
+        record = False
+        if state.grad_enabled:
+            for arg in args:
+                if getattr(arg, "_requires_grad", False):
+                    record = True
+                    break
+        previous = state.grad_enabled
+        state.grad_enabled = False
+        try:
+            outputs = cls.forward(ctx, *args)
+        finally:
+            state.grad_enabled = previous
+        if state.anomaly_enabled:
+            _check_forward_anomaly(cls, outputs)
+        if record:
+            ctx._attach(args, outputs)
+        return outputs
+
+    def _attach(self, args, outputs) -> None:
+        """Make this ctx the node of ``outputs`` and link it to its inputs."""
+        self.inputs = args
+        self.needs_input_grad = tuple(getattr(a, "_requires_grad", False) for a in args)
+        many = isinstance(outputs, tuple)
+        outs = outputs if many else (outputs,)
+        for index, out in enumerate(outs):
+            if getattr(out, "_requires_grad", None) is None:
+                raise TypeError(f"{type(self).__name__}.forward must return Tensors, "
+                                f"got {type(out).__name__}")
+            if not out.is_floating_point():
+                continue  # integer/bool outputs carry no gradient
+            out._node = self
+            out._out_index = index
+            out._requires_grad = True
+        # Outputs are held weakly: a saved output would otherwise make a reference
+        # cycle (output -> node -> output) that only the cyclic GC can free.
+        self.outputs = tuple(weakref.ref(o) for o in outs)
+        self._output_meta = tuple((o.shape, o.dtype, o.backend) for o in outs)
+        if self._saved:
+            self._saved = tuple(
+                weakref.ref(t) if any(t is o for o in outs) else t for t in self._saved)
+        if state.anomaly_enabled:
+            self.source = _user_source_line()
+
+    def _free(self) -> None:
+        """Drop what backward needed, so the memory of a used graph is released."""
+        self._saved = ()
+        self._freed = True
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} node>"
+
+    @property
+    def name(self) -> str:
+        return type(self).__name__
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _user_source_line() -> str:
+    """The innermost stack frame outside tinygrad_lite: where the user called the op."""
+    for frame in reversed(traceback.extract_stack()[:-1]):
+        if not os.path.abspath(frame.filename).startswith(_PACKAGE_DIR):
+            return f"{frame.filename}:{frame.lineno}: {frame.line}"
+    return "<unknown>"
+
+
+def _check_forward_anomaly(cls, outputs) -> None:
+    for out in outputs if isinstance(outputs, tuple) else (outputs,):
+        if not out.backend.all_finite(out.data):
+            raise RuntimeError(
+                f"detect_anomaly: the forward of {cls.__name__} produced NaN or inf "
+                f"(output shape {out.shape}) at {_user_source_line()}")

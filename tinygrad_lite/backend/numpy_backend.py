@@ -1,0 +1,258 @@
+"""The reference backend: every primitive operation written with numpy.
+
+A *backend* owns the arrays that Tensors wrap and implements a small, explicit set
+of primitive operations on them (see ``docs/architecture.md``). The autograd core and
+the ops layer never call numpy or numba themselves; they call these methods. A new
+backend (Numba CPU kernels, Numba CUDA) implements the same methods for its own
+arrays, so every op, layer and optimiser runs on it unchanged.
+
+The primitive set, by family:
+
+* creation / transfer: ``asarray, to_host, from_host, zeros, full, arange, eye,
+  randn, rand, copy``
+* elementwise unary: ``neg, exp, log, sqrt, abs, sign, sin, cos, tanh, sigmoid, relu``
+* elementwise binary (numpy broadcasting): ``add, sub, mul, div, pow, maximum,
+  minimum`` and the comparisons ``eq, ne, lt, le, gt, ge``; ``where``
+* reductions over axes: ``sum, max, min, argmax, argmin``
+* movement: ``reshape, transpose, broadcast_to, getitem, index_add, pad,
+  concatenate, astype``
+* linear algebra: ``matmul``; convolution and pooling: ``conv2d*``, ``max_pool2d*``,
+  ``avg_pool2d*``
+* inspection: ``all_finite, item``
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import random as _random
+
+FLOAT_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
+
+
+class NumpyBackend:
+    """Primitive operations on host ``numpy.ndarray`` arrays."""
+
+    name = "numpy"
+    device = "cpu"
+
+    # ------------------------------------------------------------------ dtypes
+    @staticmethod
+    def dtype(dtype) -> np.dtype:
+        """Normalise anything numpy understands (``"float32"``, ``np.float64``) to a dtype."""
+        return np.dtype(dtype)
+
+    @staticmethod
+    def is_floating(dtype) -> bool:
+        return np.issubdtype(dtype, np.floating)
+
+    @staticmethod
+    def result_dtype(*dtypes) -> np.dtype:
+        return np.result_type(*dtypes)
+
+    default_float = np.dtype(np.float32)
+
+    # ------------------------------------------------------- creation, transfer
+    def asarray(self, data, dtype=None) -> np.ndarray:
+        """Turn user data into an array following the library's dtype rules.
+
+        A numpy array keeps its dtype; Python floats (and lists of them) become
+        float32, Python ints int64, Python bools bool. ``dtype`` overrides.
+        """
+        if isinstance(data, np.ndarray):
+            array = data
+        elif isinstance(data, np.generic):
+            array = np.asarray(data)
+        else:
+            array = np.asarray(data)
+            if array.dtype == np.float64:  # Python floats default to float32
+                array = array.astype(np.float32)
+            elif array.dtype.kind in "iu":
+                array = array.astype(np.int64)
+            elif array.dtype == object:
+                raise TypeError(f"cannot make a Tensor from {type(data).__name__}: "
+                                "ragged lists or non-numeric objects")
+        if dtype is not None:
+            array = array.astype(np.dtype(dtype), copy=False)
+        return np.array(array, copy=True) if array is data else array
+
+    @staticmethod
+    def to_host(x) -> np.ndarray:
+        return np.array(x, copy=True)
+
+    @staticmethod
+    def from_host(x: np.ndarray) -> np.ndarray:
+        return x
+
+    @staticmethod
+    def copy(x):
+        return x.copy()
+
+    @staticmethod
+    def zeros(shape, dtype):
+        return np.zeros(shape, dtype=dtype)
+
+    @staticmethod
+    def full(shape, value, dtype):
+        return np.full(shape, value, dtype=dtype)
+
+    @staticmethod
+    def arange(start, stop, step, dtype):
+        return np.arange(start, stop, step, dtype=dtype)
+
+    @staticmethod
+    def eye(n, m, dtype):
+        return np.eye(n, m, dtype=dtype)
+
+    def randn(self, shape, dtype):
+        return self.from_host(_random.get_rng().standard_normal(shape).astype(dtype))
+
+    def rand(self, shape, dtype):
+        return self.from_host(_random.get_rng().random(shape).astype(dtype))
+
+    @staticmethod
+    def item(x):
+        return x.item()
+
+    isfinite = staticmethod(np.isfinite)
+
+    @staticmethod
+    def all_finite(x) -> bool:
+        return bool(np.isfinite(x).all()) if x.dtype.kind == "f" else True
+
+    # -------------------------------------------------------- unary elementwise
+    neg = staticmethod(np.negative)
+    exp = staticmethod(np.exp)
+    log = staticmethod(np.log)
+    sqrt = staticmethod(np.sqrt)
+    abs = staticmethod(np.abs)
+    sign = staticmethod(np.sign)
+    sin = staticmethod(np.sin)
+    cos = staticmethod(np.cos)
+    tanh = staticmethod(np.tanh)
+
+    @staticmethod
+    def sigmoid(x):
+        """1 / (1 + exp(-x)) without overflow: exp only ever sees non-positive numbers."""
+        e = np.exp(-np.abs(x))
+        return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(x.dtype, copy=False)
+
+    @staticmethod
+    def relu(x):
+        return np.maximum(x, 0).astype(x.dtype, copy=False)
+
+    # ------------------------------------------------------- binary elementwise
+    add = staticmethod(np.add)
+    sub = staticmethod(np.subtract)
+    mul = staticmethod(np.multiply)
+    div = staticmethod(np.true_divide)
+    pow = staticmethod(np.power)
+    maximum = staticmethod(np.maximum)
+    minimum = staticmethod(np.minimum)
+    eq = staticmethod(np.equal)
+    ne = staticmethod(np.not_equal)
+    lt = staticmethod(np.less)
+    le = staticmethod(np.less_equal)
+    gt = staticmethod(np.greater)
+    ge = staticmethod(np.greater_equal)
+
+    @staticmethod
+    def where(cond, a, b):
+        out = np.where(cond, a, b)
+        return out
+
+    @staticmethod
+    def broadcast_shapes(*shapes):
+        return np.broadcast_shapes(*shapes)
+
+    # --------------------------------------------------------------- reductions
+    @staticmethod
+    def sum(x, axis=None, keepdims=False):
+        return np.asarray(np.sum(x, axis=axis, keepdims=keepdims))
+
+    @staticmethod
+    def max(x, axis=None, keepdims=False):
+        return np.asarray(np.max(x, axis=axis, keepdims=keepdims))
+
+    @staticmethod
+    def min(x, axis=None, keepdims=False):
+        return np.asarray(np.min(x, axis=axis, keepdims=keepdims))
+
+    @staticmethod
+    def argmax(x, axis=None):
+        return np.asarray(np.argmax(x, axis=axis))
+
+    @staticmethod
+    def argmin(x, axis=None):
+        return np.asarray(np.argmin(x, axis=axis))
+
+    # ----------------------------------------------------------------- movement
+    @staticmethod
+    def reshape(x, shape):
+        return np.reshape(x, shape)
+
+    @staticmethod
+    def transpose(x, axes):
+        return np.transpose(x, axes)
+
+    @staticmethod
+    def broadcast_to(x, shape):
+        return np.broadcast_to(x, shape)
+
+    @staticmethod
+    def getitem(x, index):
+        out = x[index]
+        return np.asarray(out)
+
+    @staticmethod
+    def index_add(shape, index, values, dtype):
+        """A zeros array of ``shape`` with ``values`` added at ``index``.
+
+        ``np.add.at`` is unbuffered, so an element selected several times (a repeated
+        integer index) receives the sum of all its contributions: the gradient of
+        indexing.
+        """
+        out = np.zeros(shape, dtype=dtype)
+        np.add.at(out, index, values)
+        return out
+
+    @staticmethod
+    def setitem(x, index, values) -> None:
+        x[index] = values
+
+    @staticmethod
+    def pad(x, widths, value):
+        return np.pad(x, widths, mode="constant", constant_values=value)
+
+    @staticmethod
+    def concatenate(arrays, axis):
+        return np.concatenate(arrays, axis=axis)
+
+    @staticmethod
+    def astype(x, dtype):
+        return x.astype(dtype)
+
+    @staticmethod
+    def contiguous(x):
+        return np.ascontiguousarray(x)
+
+    # ------------------------------------------------------------ linear algebra
+    @staticmethod
+    def matmul(a, b):
+        return np.matmul(a, b)
+
+    # ------------------------------------------------- convolution and pooling
+    # Filled in from tinygrad_lite.kernels.reference (plain numpy im2col) so the
+    # reference backend stays dependency-free; see _install_reference_kernels().
+
+
+def _install_reference_kernels(cls) -> None:
+    """Attach the numpy convolution/pooling implementations if they are available."""
+    try:
+        from ..kernels import reference
+    except ImportError:  # pragma: no cover - kernels package not present
+        return
+    for name in ("conv2d", "conv2d_backward_input", "conv2d_backward_weight",
+                 "max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward"):
+        if hasattr(reference, name):
+            setattr(cls, name, staticmethod(getattr(reference, name)))

@@ -1,0 +1,427 @@
+"""Elementwise ops: unary maths, binary arithmetic with broadcasting, where, compare.
+
+Each op's forward and backward sit side by side. Backward formulas are written with
+Tensor ops (so they are differentiable themselves: ``create_graph=True`` works) and
+return gradients at the *output's* shape; the engine sums them back to each input's
+broadcast shape in one place.
+
+Notation in the docstrings: ``g`` is the incoming gradient dL/dy, ``y`` the output.
+"""
+
+from __future__ import annotations
+
+from ..autograd.function import Function
+from ..autograd.tensor import Tensor
+from ._common import as_operand, common_backend, raw, wrap
+
+# --------------------------------------------------------------------- binary
+
+
+def _binary(opname: str, a, b):
+    """Run the backend's ``opname`` on two operands, naming the op if shapes clash."""
+    backend = common_backend(opname, a, b)
+    try:
+        return wrap(getattr(backend, opname)(raw(a), raw(b)), backend)
+    except ValueError:
+        shape_a = a.shape if isinstance(a, Tensor) else ()
+        shape_b = b.shape if isinstance(b, Tensor) else ()
+        raise ValueError(f"{opname}: shapes {shape_a} and {shape_b} cannot be broadcast "
+                         "together (numpy broadcasting: trailing dimensions must be equal "
+                         "or 1)") from None
+
+
+class Add(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        return _binary("add", a, b)
+
+    @staticmethod
+    def backward(ctx, g):
+        """y = a + b:  dL/da = g,  dL/db = g."""
+        return g, g
+
+
+class Sub(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        return _binary("sub", a, b)
+
+    @staticmethod
+    def backward(ctx, g):
+        """y = a - b:  dL/da = g,  dL/db = -g."""
+        return g, (-g if ctx.needs_input_grad[1] else None)
+
+
+class Mul(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
+        return _binary("mul", a, b)
+
+    @staticmethod
+    def backward(ctx, g):
+        """y = a * b:  dL/da = g * b,  dL/db = g * a."""
+        a, b = ctx.saved_tensors
+        need_a, need_b = ctx.needs_input_grad
+        return (g * b if need_a else None), (g * a if need_b else None)
+
+
+class Div(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
+        return _binary("div", a, b)
+
+    @staticmethod
+    def backward(ctx, g):
+        """y = a / b:  dL/da = g / b,  dL/db = -g * a / b^2."""
+        a, b = ctx.saved_tensors
+        need_a, need_b = ctx.needs_input_grad
+        return (g / b if need_a else None), (-g * a / (b * b) if need_b else None)
+
+
+class Pow(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        y = _binary("pow", a, b)
+        ctx.save_for_backward(a, b, y)
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        """y = a ** b:  dL/da = g * b * a^(b-1),  dL/db = g * y * log(a).
+
+        The exponent's gradient is only formed when needed: log(a) is undefined for
+        a <= 0, the usual case of a constant integer power of a signed base.
+        """
+        a, b, y = ctx.saved_tensors
+        need_a, need_b = ctx.needs_input_grad
+        grad_a = g * b * a ** (b - 1) if need_a else None
+        grad_b = g * y * a.log() if need_b else None
+        return grad_a, grad_b
+
+
+def _tie_mask(a, b, winner_op: str):
+    """Where ``a`` wins against ``b`` (1), ties split evenly (0.5), elsewhere 0."""
+    backend = common_backend("mask", a, b)
+    dtype = a.dtype if isinstance(a, Tensor) else b.dtype
+    wins = backend.astype(getattr(backend, winner_op)(raw(a), raw(b)), dtype)
+    ties = backend.astype(backend.eq(raw(a), raw(b)), dtype)
+    return wrap(backend.add(wins, backend.mul(ties, 0.5)), backend)
+
+
+class Maximum(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
+        return _binary("maximum", a, b)
+
+    @staticmethod
+    def backward(ctx, g):
+        """y = max(a, b): the gradient goes to the larger input; a tie splits it 50/50."""
+        a, b = ctx.saved_tensors
+        need_a, need_b = ctx.needs_input_grad
+        return (g * _tie_mask(a, b, "gt") if need_a else None,
+                g * _tie_mask(b, a, "gt") if need_b else None)
+
+
+class Minimum(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
+        return _binary("minimum", a, b)
+
+    @staticmethod
+    def backward(ctx, g):
+        """y = min(a, b): the gradient goes to the smaller input; a tie splits it 50/50."""
+        a, b = ctx.saved_tensors
+        need_a, need_b = ctx.needs_input_grad
+        return (g * _tie_mask(a, b, "lt") if need_a else None,
+                g * _tie_mask(b, a, "lt") if need_b else None)
+
+
+class Where(Function):
+    @staticmethod
+    def forward(ctx, condition, a, b):
+        ctx.save_for_backward(condition)
+        backend = common_backend("where", condition, a, b)
+        try:
+            return wrap(backend.where(raw(condition), raw(a), raw(b)), backend)
+        except ValueError:
+            shapes = [getattr(v, "shape", ()) for v in (condition, a, b)]
+            raise ValueError(f"where: condition, a and b have shapes {shapes[0]}, {shapes[1]} "
+                             f"and {shapes[2]}, which cannot be broadcast together") from None
+
+    @staticmethod
+    def backward(ctx, g):
+        """y = where(c, a, b):  dL/da = where(c, g, 0),  dL/db = where(c, 0, g)."""
+        (condition,) = ctx.saved_tensors
+        _, need_a, need_b = ctx.needs_input_grad
+        return (None,
+                where(condition, g, 0.0) if need_a else None,
+                where(condition, 0.0, g) if need_b else None)
+
+
+def where(condition, a, b) -> Tensor:
+    """Elementwise ``a if condition else b`` with broadcasting; differentiable in a and b."""
+    like = next((v for v in (condition, a, b) if isinstance(v, Tensor)), None)
+    if like is None:
+        condition = Tensor(condition)
+        like = condition
+    if not isinstance(condition, Tensor):
+        condition = Tensor(condition, device=like.device)
+    if condition.dtype.kind != "b":
+        condition = condition != 0
+    return Where.apply(condition, as_operand(a, like), as_operand(b, like))
+
+
+def compare(opname: str, a, b) -> Tensor:
+    """``a <op> b`` elementwise: a boolean tensor outside the graph (no gradient)."""
+    return _binary(opname, a, as_operand(b, a))
+
+
+# ---------------------------------------------------------------------- unary
+
+
+def _unary(opname: str, x):
+    return wrap(getattr(x.backend, opname)(x.data), x.backend)
+
+
+class Neg(Function):
+    @staticmethod
+    def forward(ctx, x):
+        return _unary("neg", x)
+
+    @staticmethod
+    def backward(ctx, g):
+        """y = -x:  dL/dx = -g."""
+        return -g
+
+
+class Exp(Function):
+    @staticmethod
+    def forward(ctx, x):
+        y = _unary("exp", x)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        """y = exp(x):  dL/dx = g * y."""
+        (y,) = ctx.saved_tensors
+        return g * y
+
+
+class Log(Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return _unary("log", x)
+
+    @staticmethod
+    def backward(ctx, g):
+        """y = log(x):  dL/dx = g / x."""
+        (x,) = ctx.saved_tensors
+        return g / x
+
+
+class Sqrt(Function):
+    @staticmethod
+    def forward(ctx, x):
+        y = _unary("sqrt", x)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        """y = sqrt(x):  dL/dx = g / (2 y)."""
+        (y,) = ctx.saved_tensors
+        return g / (2.0 * y)
+
+
+def _constant(x, data) -> Tensor:
+    """A tensor outside the graph (a mask or a sign): a constant factor in a backward."""
+    return wrap(data, x.backend)
+
+
+class Abs(Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return _unary("abs", x)
+
+    @staticmethod
+    def backward(ctx, g):
+        """y = |x|:  dL/dx = g * sign(x)  (0 at x = 0, as PyTorch)."""
+        (x,) = ctx.saved_tensors
+        return g * _constant(x, x.backend.sign(x.data))
+
+
+class Sin(Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return _unary("sin", x)
+
+    @staticmethod
+    def backward(ctx, g):
+        """y = sin(x):  dL/dx = g * cos(x)."""
+        (x,) = ctx.saved_tensors
+        return g * x.cos()
+
+
+class Cos(Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return _unary("cos", x)
+
+    @staticmethod
+    def backward(ctx, g):
+        """y = cos(x):  dL/dx = -g * sin(x)."""
+        (x,) = ctx.saved_tensors
+        return -g * x.sin()
+
+
+class Tanh(Function):
+    @staticmethod
+    def forward(ctx, x):
+        y = _unary("tanh", x)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        """y = tanh(x):  dL/dx = g * (1 - y^2)."""
+        (y,) = ctx.saved_tensors
+        return g * (1.0 - y * y)
+
+
+class Sigmoid(Function):
+    @staticmethod
+    def forward(ctx, x):
+        y = _unary("sigmoid", x)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        """y = 1 / (1 + e^-x):  dL/dx = g * y * (1 - y)."""
+        (y,) = ctx.saved_tensors
+        return g * (y * (1.0 - y))
+
+
+class ReLU(Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return _unary("relu", x)
+
+    @staticmethod
+    def backward(ctx, g):
+        """y = max(x, 0):  dL/dx = g * [x > 0]."""
+        (x,) = ctx.saved_tensors
+        backend = x.backend
+        return g * _constant(x, backend.astype(backend.gt(x.data, 0), x.dtype))
+
+
+class LeakyReLU(Function):
+    @staticmethod
+    def forward(ctx, x, slope):
+        ctx.save_for_backward(x)
+        ctx.slope = slope
+        backend = x.backend
+        return wrap(backend.where(backend.gt(x.data, 0), x.data,
+                                  backend.mul(x.data, slope)), backend)
+
+    @staticmethod
+    def backward(ctx, g):
+        """y = x if x > 0 else slope * x:  dL/dx = g * (1 if x > 0 else slope)."""
+        (x,) = ctx.saved_tensors
+        backend = x.backend
+        factor = backend.astype(backend.where(backend.gt(x.data, 0), 1.0, ctx.slope), x.dtype)
+        return g * _constant(x, factor), None
+
+
+class ELU(Function):
+    @staticmethod
+    def forward(ctx, x, alpha):
+        backend = x.backend
+        negative_part = backend.mul(backend.sub(backend.exp(backend.minimum(x.data, 0)), 1),
+                                    alpha)
+        y = wrap(backend.astype(backend.where(backend.gt(x.data, 0), x.data, negative_part),
+                                x.dtype), backend)
+        ctx.save_for_backward(x, y)
+        ctx.alpha = alpha
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        """y = x if x > 0 else alpha (e^x - 1):  dL/dx = g if x > 0 else g * (y + alpha)."""
+        x, y = ctx.saved_tensors
+        positive = _constant(x, x.backend.gt(x.data, 0))
+        return where(positive, g, g * (y + ctx.alpha)), None
+
+
+class Clip(Function):
+    @staticmethod
+    def forward(ctx, x, low, high):
+        ctx.save_for_backward(x)
+        ctx.low, ctx.high = low, high
+        backend = x.backend
+        data = x.data
+        if low is not None:
+            data = backend.maximum(data, low)
+        if high is not None:
+            data = backend.minimum(data, high)
+        return wrap(backend.astype(data, x.dtype), backend)
+
+    @staticmethod
+    def backward(ctx, g):
+        """y = min(max(x, lo), hi):  dL/dx = g where lo <= x <= hi, else 0."""
+        (x,) = ctx.saved_tensors
+        backend = x.backend
+        inside = backend.full(x.shape, True, bool)
+        if ctx.low is not None:
+            inside = backend.mul(inside, backend.ge(x.data, ctx.low))
+        if ctx.high is not None:
+            inside = backend.mul(inside, backend.le(x.data, ctx.high))
+        return g * _constant(x, backend.astype(inside, x.dtype)), None, None
+
+
+class Cast(Function):
+    @staticmethod
+    def forward(ctx, x, dtype):
+        ctx.input_dtype = x.dtype
+        return wrap(x.backend.astype(x.data, dtype), x.backend)
+
+    @staticmethod
+    def backward(ctx, g):
+        """A change of dtype: the gradient is cast back to the input's dtype."""
+        return g.astype(ctx.input_dtype), None
+
+
+class Clone(Function):
+    @staticmethod
+    def forward(ctx, x):
+        return wrap(x.backend.copy(x.data), x.backend)
+
+    @staticmethod
+    def backward(ctx, g):
+        """y = x (a copy):  dL/dx = g."""
+        return g
+
+
+class ToDevice(Function):
+    @staticmethod
+    def forward(ctx, x, device):
+        from ..backend import get_backend
+
+        ctx.source_device = x.device
+        target = get_backend(device)
+        return wrap(target.from_host(x.backend.to_host(x.data)), target)
+
+    @staticmethod
+    def backward(ctx, g):
+        """A move between devices: the gradient moves back."""
+        return g.to(ctx.source_device), None
