@@ -76,17 +76,15 @@ def _run_hooks(tensor, grad):
 
 
 def _seed_gradient(tensor, gradient):
-    from .tensor import Tensor  # local: tensor.py imports this module
-
+    """The gradient backward starts from: ones for a one-element output, else ``gradient``."""
     if gradient is None:
         if tensor.size != 1:
             raise RuntimeError(
                 f"backward() without a gradient needs a one-element output, got shape "
                 f"{tensor.shape}; reduce it first (e.g. loss.sum()) or pass "
                 "gradient=<tensor of the same shape>")
-        return Tensor._make(tensor.backend.full(tensor.shape, 1, tensor.dtype), tensor.backend)
-    if not isinstance(gradient, Tensor):
-        gradient = Tensor(gradient, dtype=tensor.dtype, device=tensor.device)
+        return tensor._unit_gradient()
+    gradient = tensor._as_gradient(gradient)
     if gradient.shape != tensor.shape:
         raise ValueError(f"backward: gradient shape {gradient.shape} does not match the "
                          f"output shape {tensor.shape}")
@@ -181,11 +179,8 @@ def _output_gradients(node, slot: dict, wanted) -> list:
     for index, out_ref in enumerate(node.outputs):
         entry = slot.get(index)
         out = out_ref()
-        if entry is None:
-            from .tensor import Tensor  # an unused output of a multi-output op gets zeros
-
-            shape, dtype, backend = node._output_meta[index]
-            grads.append(Tensor._make(backend.zeros(shape, dtype), backend))
+        if entry is None:  # an unused output of a multi-output op gets zeros
+            grads.append(node._zero_output_gradient(index))
             continue
         grad = entry[1]
         if out is not None:

@@ -123,6 +123,12 @@ class Function:
         if state.anomaly_enabled:
             self.source = _user_source_line()
 
+    def _zero_output_gradient(self, index: int):
+        from .tensor import Tensor
+
+        shape, dtype, backend = self._output_meta[index]
+        return Tensor._make(backend.zeros(shape, dtype), backend)
+
     def _free(self) -> None:
         """Drop what backward needed, so the memory of a used graph is released."""
         self._saved = ()

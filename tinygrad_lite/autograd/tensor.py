@@ -201,6 +201,16 @@ class Tensor:
         engine.backward((self,), (gradient,), retain_graph=retain_graph,
                         create_graph=create_graph)
 
+    # The engine asks the output for these two, so another value type (the scalar
+    # engine of tl.teach) can run through the same backward loop.
+    def _unit_gradient(self) -> Tensor:
+        return Tensor._make(self.backend.full(self.shape, 1, self.dtype), self.backend)
+
+    def _as_gradient(self, gradient) -> Tensor:
+        if isinstance(gradient, Tensor):
+            return gradient
+        return Tensor(gradient, dtype=self.dtype, device=self.device)
+
     def register_hook(self, hook):
         """Call ``hook(grad)`` when this tensor's gradient is computed.
 
