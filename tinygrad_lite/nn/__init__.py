@@ -1,10 +1,16 @@
 """``tl.nn``: modules, parameters, initialisers and the functional interface."""
 
-from . import functional, init
+from . import functional, init, utils
+from .activation import ELU, LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
+from .batchnorm import BatchNorm1d
 from .containers import ModuleList, Sequential
+from .dropout import Dropout
 from .linear import Flatten, Identity, Linear
+from .loss import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, NLLLoss
 from .module import Module
 from .parameter import Parameter
 
-__all__ = ["functional", "init", "Module", "Parameter", "Sequential", "ModuleList", "Linear",
-           "Identity", "Flatten"]
+__all__ = ["functional", "init", "utils", "Module", "Parameter", "Sequential", "ModuleList",
+           "Linear", "Identity", "Flatten", "Dropout", "BatchNorm1d", "ReLU", "Sigmoid",
+           "Tanh", "LeakyReLU", "ELU", "Softmax", "LogSoftmax", "MSELoss",
+           "CrossEntropyLoss", "NLLLoss", "BCELoss", "BCEWithLogitsLoss"]
