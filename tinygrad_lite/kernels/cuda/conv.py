@@ -1,0 +1,282 @@
+"""2-D convolution (NCHW) on the GPU as *implicit GEMM*, forward and both backwards.
+
+A convolution is a matrix product in disguise. Write every ``C x KH x KW`` input patch
+as a column (the *im2col* matrix, ``C*KH*KW`` rows by ``N*OH*OW`` columns) and the
+weights as an ``O x C*KH*KW`` matrix; their product is the output, ``O`` rows by
+``N*OH*OW`` columns. Building the im2col matrix in memory costs ``KH*KW`` times the
+input's size, so instead we reuse the tiled GEMM kernel of :mod:`.gemm` and give it
+index functions that compute, for a logical ``(row, column)`` of the im2col matrix,
+where that value sits in the input tensor (or -1 for zero padding). The patch matrix
+then only ever exists one shared-memory slab at a time. All three passes are GEMMs:
+
+=====================  =========  ==============  ==============  ===================
+pass                   M (rows)   N (columns)     K (summed)      A x B
+=====================  =========  ==============  ==============  ===================
+forward                ``O``      ``N*OH*OW``     ``C*KH*KW``     weights x patches
+backward to input      ``C``      ``N*H*W``       ``O*KH*KW``     weights^T x grads
+backward to weights    ``O``      ``C*KH*KW``     ``N*OH*OW``     grads x patches^T
+=====================  =========  ==============  ==============  ===================
+
+Thread mapping is the GEMM's: a block owns a tile of output elements and each thread
+owns ``TM x TN`` of them, so each output element has exactly one writer and no pass
+needs atomics:
+
+* the input gradient is written in *gather* form: the thread owning ``dx[b, c, h, w]``
+  sums over every ``(o, kh, kw)`` whose window covers ``(h, w)``; for stride ``s`` the
+  index function returns -1 (zero) for the taps where ``h + pad - kh`` is not a
+  multiple of ``s``.
+* the weight gradient sums over ``N*OH*OW`` (large) into only ``O*C*KH*KW`` outputs
+  (small), too few tiles to fill a GPU. It uses *split-K*: ``splits`` blocks per tile
+  each sum one chunk of the ``k`` range into their own slice of a workspace
+  ``(splits, O, C*KH*KW)``, and a reduction kernel adds the slices.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import cuda
+
+from .common import float_dtype, multiprocessor_count, returned
+from .elementwise import cast, contiguous
+from .gemm import SMALL_TILES, GemmTiles, gemm_kernel, launch_gemm
+from .reductions import reduce_sum
+from .views import StridedView, as_view, contiguous_strides, is_on_device
+
+NARROW_TILES = GemmTiles(32, 128, 8, 4, 4)
+"""For GEMMs with at most 32 rows (few channels): 32 x 128 block tiles, 256 threads."""
+THIN_TILES = GemmTiles(8, 256, 8, 1, 8)
+"""For at most 8 rows (an RGB input's gradient has 3): 8 x 256 tiles, 256 threads."""
+
+
+def conv_tiles(rows: int) -> GemmTiles:
+    """Block tiles for a convolution GEMM with ``rows`` output rows (channels).
+
+    The rows of a convolution GEMM are channels, often few (3, 16, 32), while the
+    columns (batch x pixels) are many. A square 64 x 64 tile would spend most of its
+    threads on rows that do not exist, so flatter tiles are used for few channels.
+    """
+    if rows <= 8:
+        return THIN_TILES
+    return NARROW_TILES if rows <= 32 else SMALL_TILES
+
+
+def _pair(value) -> tuple[int, int]:
+    if isinstance(value, (int, np.integer)):
+        return int(value), int(value)
+    first, second = value
+    return int(first), int(second)
+
+
+def output_size(size: int, kernel: int, stride: int, padding: int) -> int:
+    return (size + 2 * padding - kernel) // stride + 1
+
+
+def _geometry(x_shape, w_shape, stride, padding):
+    """The integer tuple every conv index function unpacks (see ``_unpack`` below)."""
+    n, c, h, w = (int(s) for s in x_shape)
+    o, wc, kh, kw = (int(s) for s in w_shape)
+    if wc != c:
+        raise ValueError(f"input has {c} channels but the weight expects {wc}")
+    sh, sw = _pair(stride)
+    ph, pw = _pair(padding)
+    oh, ow = output_size(h, kh, sh, ph), output_size(w, kw, sw, pw)
+    if oh <= 0 or ow <= 0:
+        raise ValueError(f"kernel {(kh, kw)} does not fit input {(h, w)} with padding "
+                         f"{(ph, pw)}")
+    return (n, c, h, w, o, kh, kw, oh, ow, sh, sw, ph, pw)
+
+
+def _float_inputs(*arrays):
+    """Contiguous device arrays of one float dtype (numpy inputs are transferred)."""
+    views = [as_view(a) for a in arrays]  # numpy inputs are transferred here, once
+    dtype = float_dtype(*(view.dtype for view in views))
+    results = []
+    for view in views:
+        array = cast(view, dtype) if view.dtype != dtype else contiguous(view)
+        results.append(array.reshape((array.size,)))
+    return results, dtype
+
+
+# ------------------------------------------------------------ index functions
+# geom = (N, C, H, W, O, KH, KW, OH, OW, SH, SW, PH, PW). The im2col matrix has rows
+# k = (c, kh, kw) and columns n = (b, oh, ow), both numbered in C order.
+
+
+@cuda.jit(device=True)
+def _patch_index(geom, batch, k, n):
+    """im2col[k, n] = x[b, c, oh*SH - PH + kh, ow*SW - PW + kw], or -1 in the padding."""
+    N, C, H, W, O, KH, KW, OH, OW, SH, SW, PH, PW = geom
+    c = k // (KH * KW)
+    kh = (k // KW) % KH
+    kw = k % KW
+    b = n // (OH * OW)
+    oh = (n // OW) % OH
+    ow = n % OW
+    h = oh * SH - PH + kh
+    w = ow * SW - PW + kw
+    if h < 0 or h >= H or w < 0 or w >= W:
+        return -1
+    return ((b * C + c) * H + h) * W + w
+
+
+@cuda.jit(device=True)
+def _weight_index(geom, batch, o, k):
+    """weights[o, k]: the (O, C, KH, KW) array is already an (O, C*KH*KW) matrix."""
+    N, C, H, W, O, KH, KW, OH, OW, SH, SW, PH, PW = geom
+    return o * (C * KH * KW) + k
+
+
+@cuda.jit(device=True)
+def _output_index(geom, batch, split, o, n):
+    """y[b, o, oh, ow] for column n = (b, oh, ow)."""
+    N, C, H, W, O, KH, KW, OH, OW, SH, SW, PH, PW = geom
+    b = n // (OH * OW)
+    return (b * O + o) * (OH * OW) + n % (OH * OW)
+
+
+@cuda.jit(device=True)
+def _weight_t_index(geom, batch, c, k):
+    """weights^T[c, k] = w[o, c, kh, kw] for k = (o, kh, kw)."""
+    N, C, H, W, O, KH, KW, OH, OW, SH, SW, PH, PW = geom
+    o = k // (KH * KW)
+    return (o * C + c) * (KH * KW) + k % (KH * KW)
+
+
+@cuda.jit(device=True)
+def _grad_tap_index(geom, batch, k, n):
+    """dy[b, o, oh, ow] reaching dx[b, :, h, w] through tap (kh, kw), or -1 if none.
+
+    Row k = (o, kh, kw), column n = (b, h, w). Output (oh, ow) uses input row
+    ``oh*SH - PH + kh``, so input row h is reached from ``oh = (h + PH - kh) / SH``
+    when that is a whole number inside the output.
+    """
+    N, C, H, W, O, KH, KW, OH, OW, SH, SW, PH, PW = geom
+    o = k // (KH * KW)
+    kh = (k // KW) % KH
+    kw = k % KW
+    b = n // (H * W)
+    h = (n // W) % H
+    w = n % W
+    th = h + PH - kh
+    tw = w + PW - kw
+    if th < 0 or tw < 0 or th % SH != 0 or tw % SW != 0:
+        return -1
+    oh = th // SH
+    ow = tw // SW
+    if oh >= OH or ow >= OW:
+        return -1
+    return ((b * O + o) * OH + oh) * OW + ow
+
+
+@cuda.jit(device=True)
+def _input_index(geom, batch, split, c, n):
+    """dx[b, c, h, w] for column n = (b, h, w)."""
+    N, C, H, W, O, KH, KW, OH, OW, SH, SW, PH, PW = geom
+    b = n // (H * W)
+    return (b * C + c) * (H * W) + n % (H * W)
+
+
+@cuda.jit(device=True)
+def _grad_row_index(geom, batch, o, k):
+    """dy viewed as an (O, N*OH*OW) matrix: row o, column k = (b, oh, ow)."""
+    N, C, H, W, O, KH, KW, OH, OW, SH, SW, PH, PW = geom
+    b = k // (OH * OW)
+    return (b * O + o) * (OH * OW) + k % (OH * OW)
+
+
+@cuda.jit(device=True)
+def _patch_t_index(geom, batch, k, n):
+    """im2col^T[k, n] = im2col[n, k]: the forward patches, read transposed."""
+    return _patch_index(geom, batch, n, k)
+
+
+@cuda.jit(device=True)
+def _workspace_index(geom, batch, split, o, n):
+    """workspace[split, o, n] for the split-K weight gradient."""
+    N, C, H, W, O, KH, KW, OH, OW, SH, SW, PH, PW = geom
+    return (split * O + o) * (C * KH * KW) + n
+
+
+# ------------------------------------------------------------------- passes
+
+
+def conv2d(x, w, stride=1, padding=0, tiles: GemmTiles | None = None):
+    """Cross-correlation ``(N, C, H, W) * (O, C, KH, KW) -> (N, O, OH, OW)``.
+
+    ``stride`` and ``padding`` are ints or ``(h, w)`` pairs; zero padding.
+    """
+    host = not (is_on_device(x) or is_on_device(w))
+    geom = _geometry(x.shape, w.shape, stride, padding)
+    n, c, h, width, o, kh, kw, oh, ow = geom[:9]
+    (x_flat, w_flat), dtype = _float_inputs(x, w)
+    out = cuda.device_array((n, o, oh, ow), dtype=dtype)
+    tiles = tiles or conv_tiles(o)
+    kernel = gemm_kernel(_weight_index, _patch_index, _output_index, dtype, tiles)
+    launch_gemm(kernel, tiles, w_flat, x_flat, out.reshape((out.size,)), geom,
+                M=o, N=n * oh * ow, K=c * kh * kw)
+    return returned(out, host)
+
+
+def conv2d_backward_input(grad_out, w, x_shape, stride=1, padding=0,
+                          tiles: GemmTiles | None = None):
+    """Gradient of ``conv2d`` with respect to its input, shape ``x_shape``."""
+    host = not (is_on_device(grad_out) or is_on_device(w))
+    geom = _geometry(x_shape, w.shape, stride, padding)
+    n, c, h, width, o, kh, kw, oh, ow = geom[:9]
+    _check_grad_shape(grad_out, (n, o, oh, ow))
+    (g_flat, w_flat), dtype = _float_inputs(grad_out, w)
+    grad_x = cuda.device_array((n, c, h, width), dtype=dtype)
+    tiles = tiles or conv_tiles(c)
+    kernel = gemm_kernel(_weight_t_index, _grad_tap_index, _input_index, dtype, tiles)
+    launch_gemm(kernel, tiles, w_flat, g_flat, grad_x.reshape((grad_x.size,)), geom,
+                M=c, N=n * h * width, K=o * kh * kw)
+    return returned(grad_x, host)
+
+
+def conv2d_backward_weight(grad_out, x, w_shape, stride=1, padding=0,
+                           tiles: GemmTiles | None = None, splits: int | None = None):
+    """Gradient of ``conv2d`` with respect to its weight, shape ``w_shape``.
+
+    ``splits`` (default: enough to give the GPU about two blocks per SM) is the number
+    of split-K chunks; see the module docstring.
+    """
+    host = not (is_on_device(grad_out) or is_on_device(x))
+    geom = _geometry(x.shape, w_shape, stride, padding)
+    n, c, h, width, o, kh, kw, oh, ow = geom[:9]
+    _check_grad_shape(grad_out, (n, o, oh, ow))
+    (g_flat, x_flat), dtype = _float_inputs(grad_out, x)
+    tiles = tiles or conv_tiles(o)
+    M, N, K = o, c * kh * kw, n * oh * ow
+    splits, k_chunk = split_k(M, N, K, tiles, splits)
+    workspace = cuda.device_array(splits * M * N, dtype=dtype)
+    kernel = gemm_kernel(_grad_row_index, _patch_t_index, _workspace_index, dtype, tiles)
+    launch_gemm(kernel, tiles, g_flat, x_flat, workspace, geom, M=M, N=N, K=K,
+                splits=splits, k_chunk=k_chunk)
+    if splits == 1:
+        grad_w = workspace.reshape((o, c, kh, kw))
+    else:
+        slices = StridedView(workspace, (splits, M * N), contiguous_strides((splits, M * N)))
+        grad_w = reduce_sum(slices, axis=0).reshape((o, c, kh, kw))
+    return returned(grad_w, host)
+
+
+def split_k(M, N, K, tiles: GemmTiles, splits: int | None = None) -> tuple[int, int]:
+    """(splits, k_chunk): how many slices the ``K`` range is cut into, and their length.
+
+    By default, enough slices to give the GPU about two blocks per SM, but never
+    slices shorter than 8 k-steps (short slices waste time on the final reduction).
+    ``k_chunk`` is a whole number of k-steps.
+    """
+    if splits is None:
+        tiles_mn = -(-M // tiles.bm) * -(-N // tiles.bn)
+        wanted = -(-2 * multiprocessor_count() // tiles_mn)
+        splits = min(wanted, -(-K // (8 * tiles.bk)))
+    splits = max(1, min(int(splits), K))
+    k_chunk = -(-K // splits)
+    k_chunk = -(-k_chunk // tiles.bk) * tiles.bk
+    return -(-K // k_chunk), k_chunk
+
+
+def _check_grad_shape(grad_out, expected):
+    if tuple(grad_out.shape) != tuple(expected):
+        raise ValueError(f"grad_out has shape {tuple(grad_out.shape)}, expected {expected}")
