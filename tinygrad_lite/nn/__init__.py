@@ -9,8 +9,10 @@ from .linear import Flatten, Identity, Linear
 from .loss import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, NLLLoss
 from .module import Module
 from .parameter import Parameter
+from .rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
 
 __all__ = ["functional", "init", "utils", "Module", "Parameter", "Sequential", "ModuleList",
            "Linear", "Identity", "Flatten", "Dropout", "BatchNorm1d", "ReLU", "Sigmoid",
            "Tanh", "LeakyReLU", "ELU", "Softmax", "LogSoftmax", "MSELoss",
-           "CrossEntropyLoss", "NLLLoss", "BCELoss", "BCEWithLogitsLoss"]
+           "CrossEntropyLoss", "NLLLoss", "BCELoss", "BCEWithLogitsLoss", "RNN", "LSTM",
+           "GRU", "RNNCell", "LSTMCell", "GRUCell"]
