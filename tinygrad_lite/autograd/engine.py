@@ -15,6 +15,8 @@ input's dtype, so no op's backward has to.
 
 from __future__ import annotations
 
+import gc
+
 from .mode import state
 
 
@@ -106,6 +108,11 @@ def run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs=None)
 
     previous_mode = state.grad_enabled
     state.grad_enabled = create_graph
+    # The sweep allocates many short-lived objects while the graph holds many
+    # long-lived ones; CPython's cyclic collector would rescan the whole graph again
+    # and again for garbage that reference counting frees anyway. Pause it.
+    collecting = gc.isenabled()
+    gc.disable()
     try:
         roots = []
         for tensor, gradient in zip(outputs, grad_outputs):
@@ -134,15 +141,16 @@ def run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs=None)
                     node._free()
                 continue
             grads = _output_gradients(node, slot, wanted)
-            input_grads = node.backward(node, *grads)
+            if state.anomaly_enabled:
+                input_grads = _backward_checking_anomalies(node, grads)
+            else:
+                input_grads = node.backward(node, *grads)
             if not isinstance(input_grads, tuple):
                 input_grads = (input_grads,)
             if len(input_grads) != len(node.inputs):
                 raise RuntimeError(
                     f"{type(node).__name__}.backward returned {len(input_grads)} gradients "
                     f"for {len(node.inputs)} inputs")
-            if state.anomaly_enabled:
-                _check_backward_anomaly(node, input_grads)
             for tensor, needs, grad in zip(node.inputs, node.needs_input_grad, input_grads):
                 if not needs or grad is None:
                     continue
@@ -170,6 +178,8 @@ def run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs=None)
                 leaf.grad = leaf.grad + grad if create_graph else (leaf.grad + grad).detach()
     finally:
         state.grad_enabled = previous_mode
+        if collecting:
+            gc.enable()
     return wanted
 
 
@@ -192,6 +202,18 @@ def _output_gradients(node, slot: dict, wanted) -> list:
                 out.grad = grad if out.grad is None else out.grad + grad
         grads.append(grad)
     return grads
+
+
+def _backward_checking_anomalies(node, grads):
+    """``node.backward`` under ``detect_anomaly``: ops inside it report as part of it."""
+    previous, state.backward_node = state.backward_node, node
+    try:
+        input_grads = node.backward(node, *grads)
+    finally:
+        state.backward_node = previous
+    _check_backward_anomaly(node, input_grads if isinstance(input_grads, tuple)
+                            else (input_grads,))
+    return input_grads
 
 
 def _check_backward_anomaly(node, grads) -> None:

@@ -56,7 +56,7 @@ class Function:
     def save_for_backward(self, *tensors) -> None:
         """Keep tensors for backward; later in-place changes to them are detected."""
         self._saved = tensors
-        self._saved_versions = tuple(getattr(t, "_version", 0) for t in tensors)
+        self._saved_versions = tuple([getattr(t, "_version", 0) for t in tensors])
 
     @property
     def saved_tensors(self) -> tuple:
@@ -101,25 +101,22 @@ class Function:
     def _attach(self, args, outputs) -> None:
         """Make this ctx the node of ``outputs`` and link it to its inputs."""
         self.inputs = args
-        self.needs_input_grad = tuple(getattr(a, "_requires_grad", False) for a in args)
-        many = isinstance(outputs, tuple)
-        outs = outputs if many else (outputs,)
+        self.needs_input_grad = tuple([getattr(a, "_requires_grad", False) for a in args])
+        outs = outputs if type(outputs) is tuple else (outputs,)
         for index, out in enumerate(outs):
             if getattr(out, "_requires_grad", None) is None:
                 raise TypeError(f"{type(self).__name__}.forward must return Tensors, "
                                 f"got {type(out).__name__}")
-            if not out.is_floating_point():
-                continue  # integer/bool outputs carry no gradient
-            out._node = self
-            out._out_index = index
-            out._requires_grad = True
+            if out.data.dtype.kind == "f":  # integer/bool outputs carry no gradient
+                out._node = self
+                out._out_index = index
+                out._requires_grad = True
         # Outputs are held weakly: a saved output would otherwise make a reference
         # cycle (output -> node -> output) that only the cyclic GC can free.
-        self.outputs = tuple(weakref.ref(o) for o in outs)
-        self._output_meta = tuple((o.shape, o.dtype, o.backend) for o in outs)
+        self.outputs = refs = tuple([weakref.ref(o) for o in outs])
+        self._output_meta = tuple([(o.data.shape, o.data.dtype, o.backend) for o in outs])
         if self._saved:
-            self._saved = tuple(
-                weakref.ref(t) if any(t is o for o in outs) else t for t in self._saved)
+            self._saved = tuple([_weak_if_output(t, outs, refs) for t in self._saved])
         if state.anomaly_enabled:
             self.source = _user_source_line()
 
@@ -130,8 +127,13 @@ class Function:
         return Tensor._make(backend.zeros(shape, dtype), backend)
 
     def _free(self) -> None:
-        """Drop what backward needed, so the memory of a used graph is released."""
+        """Drop what backward needed, so the memory of a used graph is released.
+
+        The edges to the inputs go too: after ``loss.backward()`` the intermediate
+        tensors die even while ``loss`` itself is still referenced.
+        """
         self._saved = ()
+        self.inputs = None
         self._freed = True
 
     def __repr__(self) -> str:
@@ -140,6 +142,14 @@ class Function:
     @property
     def name(self) -> str:
         return type(self).__name__
+
+
+def _weak_if_output(tensor, outs, refs):
+    """A saved tensor, or the weak reference of it if it is one of the outputs."""
+    for out, ref in zip(outs, refs):
+        if tensor is out:
+            return ref
+    return tensor
 
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -156,6 +166,11 @@ def _user_source_line() -> str:
 def _check_forward_anomaly(cls, outputs) -> None:
     for out in outputs if isinstance(outputs, tuple) else (outputs,):
         if not out.backend.all_finite(out.data):
+            node = state.backward_node
+            if node is not None:  # an op inside some node's backward formula
+                raise RuntimeError(
+                    f"detect_anomaly: the backward of {type(node).__name__} (created at "
+                    f"{node.source}) produced NaN or inf in its {cls.__name__} step")
             raise RuntimeError(
                 f"detect_anomaly: the forward of {cls.__name__} produced NaN or inf "
                 f"(output shape {out.shape}) at {_user_source_line()}")

@@ -12,6 +12,7 @@ import functools
 class _State:
     grad_enabled = True
     anomaly_enabled = False
+    backward_node = None  # under detect_anomaly: the node whose backward is running
 
 
 state = _State()

@@ -60,10 +60,11 @@ def normalize_axes(opname: str, axis, ndim: int):
     for a in axes:
         if not isinstance(a, numbers.Integral):
             raise TypeError(f"{opname}: axis must be an int or a tuple of ints, got {a!r}")
-        if not -ndim <= a < max(ndim, 1) or (ndim == 0 and a not in (0, -1)):
+        if not -max(ndim, 1) <= a < max(ndim, 1):
             raise ValueError(f"{opname}: axis {a} is out of range for a tensor with {ndim} "
                              f"dimension{'s' if ndim != 1 else ''}")
-        result.append(int(a) % ndim if ndim else 0)
+        if ndim:  # a 0-d tensor accepts axis 0 / -1 and reduces over nothing
+            result.append(int(a) % ndim)
     if len(set(result)) != len(result):
         raise ValueError(f"{opname}: repeated axis in {axis}")
     return tuple(sorted(result))

@@ -10,6 +10,8 @@ Notation in the docstrings: ``g`` is the incoming gradient dL/dy, ``y`` the outp
 
 from __future__ import annotations
 
+import math
+
 from ..autograd.function import Function
 from ..autograd.tensor import Tensor
 from ._common import as_operand, common_backend, raw, wrap
@@ -21,13 +23,26 @@ def _binary(opname: str, a, b):
     """Run the backend's ``opname`` on two operands, naming the op if shapes clash."""
     backend = common_backend(opname, a, b)
     try:
-        return wrap(getattr(backend, opname)(raw(a), raw(b)), backend)
+        out = getattr(backend, opname)(raw(a), raw(b))
     except ValueError:
         shape_a = a.shape if isinstance(a, Tensor) else ()
         shape_b = b.shape if isinstance(b, Tensor) else ()
         raise ValueError(f"{opname}: shapes {shape_a} and {shape_b} cannot be broadcast "
                          "together (numpy broadcasting: trailing dimensions must be equal "
                          "or 1)") from None
+    if _is_double(out.dtype) and not (_is_double_tensor(a) or _is_double_tensor(b)):
+        # numpy promotes an integer tensor met by a Python float or a float32 tensor
+        # (or divided by an int) to float64; our rule, as PyTorch's, gives float32.
+        out = backend.astype(out, backend.default_float)
+    return wrap(out, backend)
+
+
+def _is_double(dtype) -> bool:
+    return dtype.kind == "f" and dtype.itemsize == 8
+
+
+def _is_double_tensor(value) -> bool:
+    return isinstance(value, Tensor) and _is_double(value.data.dtype)
 
 
 class Add(Function):
@@ -92,13 +107,29 @@ class Pow(Function):
         """y = a ** b:  dL/da = g * b * a^(b-1),  dL/db = g * y * log(a).
 
         The exponent's gradient is only formed when needed: log(a) is undefined for
-        a <= 0, the usual case of a constant integer power of a signed base.
+        a <= 0, the usual case of a constant integer power of a signed base. A
+        constant exponent 0 gives 0 (not 0 * a^-1, which is NaN at a = 0).
         """
         a, b, y = ctx.saved_tensors
         need_a, need_b = ctx.needs_input_grad
-        grad_a = g * b * a ** (b - 1) if need_a else None
-        grad_b = g * y * a.log() if need_b else None
+        grad_a = grad_b = None
+        if need_a:
+            grad_a = g * 0.0 if _is_number(b) and b == 0 else g * b * a ** (b - 1)
+        if need_b:
+            grad_b = g * y * (_log_of_number(a) if _is_number(a) else a.log())
         return grad_a, grad_b
+
+
+def _log_of_number(base):
+    """log of the Python-number base of ``base ** t`` (``2 ** t``); defined for base > 0."""
+    if base <= 0:
+        raise ValueError(f"pow: the gradient of {base} ** t with respect to t needs "
+                         f"log({base}), which is undefined; use a positive base")
+    return math.log(base)
+
+
+def _is_number(value) -> bool:
+    return not isinstance(value, Tensor)
 
 
 def _tie_mask(a, b, winner_op: str):
@@ -172,6 +203,8 @@ def where(condition, a, b) -> Tensor:
         condition = Tensor(condition, device=like.device)
     if condition.dtype.kind != "b":
         condition = condition != 0
+    if not isinstance(a, Tensor) and not isinstance(b, Tensor):
+        a = Tensor(a, device=like.device)  # Python floats -> float32, as Tensor(1.5)
     return Where.apply(condition, as_operand(a, like), as_operand(b, like))
 
 
@@ -381,12 +414,12 @@ class Clip(Function):
         """y = min(max(x, lo), hi):  dL/dx = g where lo <= x <= hi, else 0."""
         (x,) = ctx.saved_tensors
         backend = x.backend
-        inside = backend.full(x.shape, True, bool)
+        inside = backend.full(x.shape, 1, x.dtype)
         if ctx.low is not None:
-            inside = backend.mul(inside, backend.ge(x.data, ctx.low))
+            inside = backend.mul(inside, backend.astype(backend.ge(x.data, ctx.low), x.dtype))
         if ctx.high is not None:
-            inside = backend.mul(inside, backend.le(x.data, ctx.high))
-        return g * _constant(x, backend.astype(inside, x.dtype)), None, None
+            inside = backend.mul(inside, backend.astype(backend.le(x.data, ctx.high), x.dtype))
+        return g * _constant(x, inside), None, None
 
 
 class Cast(Function):

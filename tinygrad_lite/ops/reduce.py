@@ -41,8 +41,9 @@ class _Extremum(Function):
     @classmethod
     def forward(cls, ctx, x, axes, keepdims):
         backend = x.backend
-        if x.size == 0:
-            raise ValueError(f"{cls.op}: cannot reduce an empty tensor of shape {x.shape}")
+        if any(x.shape[a] == 0 for a in axes):
+            raise ValueError(f"{cls.op}: cannot reduce over an empty axis (tensor shape "
+                             f"{x.shape}, axes {axes}): the result has no identity value")
         y_keep = getattr(backend, cls.op)(x.data, axis=axes, keepdims=True)
         ctx.save_for_backward(x)
         ctx.y_keep, ctx.axes = y_keep, axes

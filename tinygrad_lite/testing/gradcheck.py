@@ -52,9 +52,9 @@ def _close(analytic, numerical, atol, rtol):
 
 
 def _fail(kind, input_index, element, analytic, numerical, output_index=None):
-    where = f"output {output_index}, " if output_index is not None else ""
+    where = f" of output {output_index}" if output_index is not None else ""
     raise GradcheckError(
-        f"{kind} mismatch for input {input_index} at element {element} ({where}):"
+        f"{kind} mismatch for input {input_index} at element {element}{where}:"
         f" analytic {analytic:.10g}, numerical {numerical:.10g}"
         f" (difference {abs(analytic - numerical):.3g})")
 
