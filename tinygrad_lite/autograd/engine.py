@@ -57,14 +57,16 @@ def _accumulate(store: dict, key, tensor, grad) -> None:
 
 def _fit_to_input(grad, tensor, node):
     """Sum a broadcast gradient back to ``tensor``'s shape and cast it to its dtype."""
-    if grad.shape != tensor.shape:
+    # Compare the arrays' own shape/dtype attributes: the Tensor properties cost a
+    # call each, and this runs for every edge of the graph.
+    if grad.data.shape != tensor.data.shape:
         try:
             grad = grad.sum_to(tensor.shape)
         except ValueError:
             raise RuntimeError(
                 f"{type(node).__name__}.backward returned a gradient of shape {grad.shape} "
                 f"for an input of shape {tensor.shape}") from None
-    if grad.dtype != tensor.dtype:
+    if grad.data.dtype != tensor.data.dtype:
         grad = grad.astype(tensor.dtype)
     return grad
 

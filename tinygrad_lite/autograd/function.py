@@ -80,6 +80,11 @@ class Function:
     def apply(cls, *args):
         """Run ``forward`` on ``args`` and, if needed, record the node in the graph."""
         ctx = cls()
+        if not state.grad_enabled:  # the fast path: nothing to record, nothing to restore
+            outputs = cls.forward(ctx, *args)
+            if state.anomaly_enabled:
+                _check_forward_anomaly(cls, outputs)
+            return outputs
         record = False
         if state.grad_enabled:
             for arg in args:
@@ -114,7 +119,8 @@ class Function:
         # Outputs are held weakly: a saved output would otherwise make a reference
         # cycle (output -> node -> output) that only the cyclic GC can free.
         self.outputs = refs = tuple([weakref.ref(o) for o in outs])
-        self._output_meta = tuple([(o.data.shape, o.data.dtype, o.backend) for o in outs])
+        if len(outs) > 1:  # only a multi-output node can meet an output without gradient
+            self._output_meta = tuple([(o.data.shape, o.data.dtype, o.backend) for o in outs])
         if self._saved:
             self._saved = tuple([_weak_if_output(t, outs, refs) for t in self._saved])
         if state.anomaly_enabled:

@@ -133,9 +133,18 @@ class NumpyBackend:
 
     @staticmethod
     def sigmoid(x):
-        """1 / (1 + exp(-x)) without overflow: exp only ever sees non-positive numbers."""
-        e = np.exp(-np.abs(x))
-        return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(x.dtype, copy=False)
+        """1 / (1 + exp(-x)) computed as (1 + tanh(x / 2)) / 2.
+
+        The identity is exact, tanh never overflows (it saturates at +-1), and the
+        four in-place ufunc calls are about twice as fast as the branchy form.
+        """
+        y = np.multiply(x, 0.5)
+        if not isinstance(y, np.ndarray):  # a 0-d input gives a numpy scalar
+            y = np.array(y)
+        np.tanh(y, out=y)
+        y += 1.0
+        y *= 0.5
+        return y
 
     @staticmethod
     def relu(x):
@@ -167,16 +176,20 @@ class NumpyBackend:
 
     # --------------------------------------------------------------- reductions
     @staticmethod
+    # ufunc.reduce directly: np.sum & co. add microseconds of argument dispatch, which
+    # is most of the cost for the small arrays of a batch-1 training step.
+    @staticmethod
     def sum(x, axis=None, keepdims=False):
-        return np.asarray(np.sum(x, axis=axis, keepdims=keepdims))
+        dtype = np.int64 if x.dtype.kind in "bui" else None  # numpy's sum promotes ints
+        return np.asarray(np.add.reduce(x, axis=axis, keepdims=keepdims, dtype=dtype))
 
     @staticmethod
     def max(x, axis=None, keepdims=False):
-        return np.asarray(np.max(x, axis=axis, keepdims=keepdims))
+        return np.asarray(np.maximum.reduce(x, axis=axis, keepdims=keepdims))
 
     @staticmethod
     def min(x, axis=None, keepdims=False):
-        return np.asarray(np.min(x, axis=axis, keepdims=keepdims))
+        return np.asarray(np.minimum.reduce(x, axis=axis, keepdims=keepdims))
 
     @staticmethod
     def argmax(x, axis=None):
