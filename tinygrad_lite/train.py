@@ -91,13 +91,16 @@ class History:
         Training curves are solid, validation curves dashed; each panel has a title, a
         legend and labelled axes. Returns the ``Figure`` (save it with ``savefig``).
         """
-        import matplotlib.pyplot as plt
+        # A bare Figure, not pyplot: nothing piles up in pyplot's registry and no
+        # window pops up in a script; save it with fig.savefig(path).
+        from matplotlib.figure import Figure
 
         names = [key for key in self.history if not key.startswith("val_")]
         if not names:
             raise ValueError("History.plot: nothing recorded yet (fit has not run)")
         width = 4.5 * len(names)
-        fig, axes = plt.subplots(1, len(names), figsize=figsize or (width, 3.6), squeeze=False)
+        fig = Figure(figsize=figsize or (width, 3.6))
+        axes = fig.subplots(1, len(names), squeeze=False)
         epochs = np.asarray(self.epoch) + 1
         for ax, name in zip(axes[0], names):
             label = name.replace("_", " ")

@@ -165,8 +165,9 @@ class Tensor:
                 "device": self.device}
 
     def __setstate__(self, state_dict):
-        self.__init__(state_dict["data"], requires_grad=state_dict["requires_grad"],
-                      device=state_dict["device"])
+        # Tensor.__init__ explicitly: subclasses (Parameter) have other signatures.
+        Tensor.__init__(self, state_dict["data"], requires_grad=state_dict["requires_grad"],
+                        device=state_dict["device"])
 
     # ------------------------------------------------------------- conversion
     def numpy(self):
@@ -300,6 +301,9 @@ class Tensor:
             self.backend.setitem(self.data, index_data(index, self.backend), value)
         except IndexError as error:
             raise IndexError(f"__setitem__: {error} (tensor shape {self.shape})") from None
+        except ValueError as error:  # the value does not broadcast to the indexed region
+            raise ValueError(f"__setitem__: {error} (tensor shape {self.shape}, value shape "
+                             f"{getattr(value, 'shape', ())})") from None
         self._bump_version()
 
 

@@ -64,14 +64,21 @@ class NumpyBackend:
         elif isinstance(data, np.generic):
             array = np.asarray(data)
         else:
-            array = np.asarray(data)
-            if array.dtype == np.float64:  # Python floats default to float32
+            try:
+                array = np.asarray(data)
+            except ValueError:  # numpy refuses ragged nested lists
+                raise TypeError(f"cannot make a Tensor from {type(data).__name__}: ragged "
+                                "lists (rows of different lengths)") from None
+            if array.dtype == np.float64 and dtype is None:  # Python floats -> float32
                 array = array.astype(np.float32)
             elif array.dtype.kind in "iu":
                 array = array.astype(np.int64)
             elif array.dtype == object:
                 raise TypeError(f"cannot make a Tensor from {type(data).__name__}: "
                                 "ragged lists or non-numeric objects")
+        if array.dtype.kind not in "biufc":
+            raise TypeError(f"cannot make a Tensor from {type(data).__name__} of dtype "
+                            f"{array.dtype}: tensors hold numbers (bool, int, float)")
         if dtype is not None:
             array = array.astype(np.dtype(dtype), copy=False)
         return np.array(array, copy=True) if array is data else array
