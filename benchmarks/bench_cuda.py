@@ -12,8 +12,9 @@ What it measures (float32 throughout):
 2. ``conv2d`` forward + both backward passes on the two convolution shapes of the
    CIFAR example CNN (batch 64; 3x32x32 -> 32 filters 3x3; 32x15x15 -> 64 filters 3x3),
    next to cuDNN through PyTorch if present. Target: within 3x of cuDNN.
-3. A CIFAR-size CNN training step built from ``tinygrad_lite.nn``, GPU vs CPU, once the
-   CUDA tensor backend exists (skipped with a message until then).
+3. Training steps through the CUDA tensor backend (``Module.to("cuda")``), GPU vs CPU:
+   an MNIST-size MLP, and a CIFAR-size CNN once ``nn.Conv2d`` / ``nn.MaxPool2d`` exist
+   (skipped with a message until then).
 
 Times are medians of several runs measured with CUDA events after a warm-up call (which
 also absorbs Numba's JIT compilation). A table is printed and everything is written to
@@ -224,22 +225,78 @@ def torch_conv_times(torch, x, w, g, stride, padding):
     return times
 
 
-# ------------------------------------------------------ CNN training step (TODO)
+# ------------------------------------------------------------ training steps
+
+
+def _training_step_seconds(make_model, images, labels, device, steps):
+    """Median seconds of one SGD training step (forward, backward, update) on ``device``."""
+    import tinygrad_lite as tl
+    import tinygrad_lite.nn.functional as F
+    from tinygrad_lite import optim
+
+    tl.manual_seed(0)
+    model = make_model().to(device)
+    opt = optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    x = tl.Tensor(images).to(device)
+    y = tl.Tensor(labels).to(device)
+    times = []
+    for _ in range(steps + 1):  # the first step warms up (JIT compilation)
+        start = time.perf_counter()
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        loss.item()  # waits for the GPU
+        times.append(time.perf_counter() - start)
+    return statistics.median(times[1:])
+
+
+def _compare_devices(label, make_model, images, labels, steps):
+    """Time the step on the CPU and on the GPU; a result row (or an error row)."""
+    try:
+        cpu = _training_step_seconds(make_model, images, labels, "cpu", steps)
+        gpu = _training_step_seconds(make_model, images, labels, "cuda", steps)
+    except Exception as error:  # report, do not lose the kernel numbers measured so far
+        print(f"  {label}: failed ({type(error).__name__}: {error})")
+        return {"error": f"{type(error).__name__}: {error}"}
+    row = {"cpu_seconds": cpu, "gpu_seconds": gpu, "speedup": cpu / gpu}
+    print(f"  {label}: CPU {cpu * 1e3:8.1f} ms  GPU {gpu * 1e3:8.1f} ms  "
+          f"speedup {cpu / gpu:5.1f}x")
+    return row
+
+
+def bench_mlp_training_step(steps: int = 5):
+    """An MNIST-size MLP training step through the CUDA tensor backend, GPU vs CPU.
+
+    784 -> 512 -> ReLU -> 512 -> ReLU -> 10, cross-entropy, SGD with momentum, batch 256.
+    """
+    try:
+        from tinygrad_lite import nn
+    except ImportError as error:
+        print(f"  MLP training step: skipped, tinygrad_lite.nn is not importable ({error})")
+        return None
+    rng = np.random.default_rng(1)
+    images = rng.standard_normal((256, 784)).astype(np.float32)
+    labels = rng.integers(0, 10, 256)
+
+    def mlp():
+        return nn.Sequential(nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 512), nn.ReLU(),
+                             nn.Linear(512, 10))
+
+    return _compare_devices("MLP training step (batch 256)", mlp, images, labels, steps)
 
 
 def bench_cnn_training_step(steps: int = 5):
     """A CIFAR-size CNN training step, GPU vs CPU, built from ``tinygrad_lite.nn``.
 
-    >>> NEEDS the CUDA tensor backend (Tensor.to("cuda")) and the nn layers. <<<
-    Until those exist this returns None and prints why; nothing else depends on it.
-    The model: Conv2d(3, 32, 3) -> ReLU -> MaxPool2d(2) -> Conv2d(32, 64, 3) -> ReLU ->
-    MaxPool2d(2) -> Flatten -> Linear(64*6*6, 10), cross-entropy, SGD with momentum,
-    batch 64 of random 3x32x32 images.
+    Needs ``nn.Conv2d`` and ``nn.MaxPool2d``; until they exist this returns None and
+    prints why. The model: Conv2d(3, 32, 3) -> ReLU -> MaxPool2d(2) -> Conv2d(32, 64, 3)
+    -> ReLU -> MaxPool2d(2) -> Flatten -> Linear(64*6*6, 10), cross-entropy, SGD with
+    momentum, batch 64 of random 3x32x32 images.
     """
     try:
         import tinygrad_lite as tl
-        import tinygrad_lite.nn.functional as F
-        from tinygrad_lite import nn, optim
+        from tinygrad_lite import nn
     except ImportError as error:
         print(f"  CNN training step: skipped, tinygrad_lite nn is not importable yet ({error})")
         return None
@@ -252,34 +309,12 @@ def bench_cnn_training_step(steps: int = 5):
     images = rng.standard_normal((64, 3, 32, 32)).astype(np.float32)
     labels = rng.integers(0, 10, 64)
 
-    def step_time(device):
-        tl.manual_seed(0)
-        model = nn.Sequential(nn.Conv2d(3, 32, 3), nn.ReLU(), nn.MaxPool2d(2),
-                              nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2),
-                              nn.Flatten(), nn.Linear(64 * 6 * 6, 10)).to(device)
-        opt = optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-        x = tl.Tensor(images).to(device)
-        y = tl.Tensor(labels).to(device)
-        times = []
-        for _ in range(steps + 1):  # the first step warms up (JIT compilation)
-            start = time.perf_counter()
-            opt.zero_grad()
-            loss = F.cross_entropy(model(x), y)
-            loss.backward()
-            opt.step()
-            loss.item()  # waits for the GPU
-            times.append(time.perf_counter() - start)
-        return statistics.median(times[1:])
+    def cnn():
+        return nn.Sequential(nn.Conv2d(3, 32, 3), nn.ReLU(), nn.MaxPool2d(2),
+                             nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2),
+                             nn.Flatten(), nn.Linear(64 * 6 * 6, 10))
 
-    try:
-        cpu, gpu = step_time("cpu"), step_time("cuda")
-    except Exception as error:  # the CUDA backend may be incomplete
-        print(f"  CNN training step: failed ({type(error).__name__}: {error})")
-        return {"error": f"{type(error).__name__}: {error}"}
-    row = {"cpu_seconds": cpu, "gpu_seconds": gpu, "speedup": cpu / gpu}
-    print(f"  CNN training step (batch 64): CPU {cpu * 1e3:8.1f} ms  GPU {gpu * 1e3:8.1f} ms  "
-          f"speedup {cpu / gpu:5.1f}x")
-    return row
+    return _compare_devices("CNN training step (batch 64)", cnn, images, labels, steps)
 
 
 # ---------------------------------------------------------------------- output
@@ -317,11 +352,12 @@ def main(argv=None) -> int:
                           QUICK_MATMUL_SIZES if args.quick else MATMUL_SIZES, deadline)
     print("conv2d forward + backward (input and weight), float32:")
     conv = bench_conv(cuda, K, lib_name, lib, deadline)
-    print("training step:")
-    cnn = bench_cnn_training_step()
+    print("training step through the CUDA tensor backend, float32:")
+    mlp = bench_mlp_training_step() if time.perf_counter() < deadline else None
+    cnn = bench_cnn_training_step() if time.perf_counter() < deadline else None
 
     report = {"gpu": name, "reference": lib_name, "python": platform.python_version(),
-              "matmul": matmul, "conv2d": conv, "cnn_training_step": cnn,
+              "matmul": matmul, "conv2d": conv, "mlp_training_step": mlp, "cnn_training_step": cnn,
               "targets": {"matmul_fraction_of_cublas_at_4096": 0.5,
                           "conv_fwd_bwd_ratio_to_cudnn": 3.0}}
     args.output.parent.mkdir(parents=True, exist_ok=True)

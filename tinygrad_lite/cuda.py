@@ -1,17 +1,27 @@
-"""``tl.cuda``: is a GPU usable through Numba CUDA?"""
+"""``tl.cuda``: is a GPU usable through Numba CUDA?
+
+``Tensor.to("cuda")`` and ``Module.to("cuda")`` need either an NVIDIA GPU with its
+driver and ``numba-cuda`` installed, or Numba's CUDA simulator (slow, for tests and
+teaching), chosen by setting ``NUMBA_ENABLE_CUDASIM=1`` before Python starts::
+
+    device = "cuda" if tl.cuda.is_available() else "cpu"
+"""
 
 from __future__ import annotations
 
-import os
-
 
 def is_available() -> bool:
-    """True when Numba CUDA can run kernels (a real GPU, or the simulator if enabled)."""
+    """True when Numba CUDA can run kernels (a real GPU, or the simulator if enabled).
+
+    The simulator counts only if it was switched on when numba was first imported
+    (that is what decides whether kernels run in it), so this never says True for a
+    setup in which ``Tensor.to("cuda")`` would then fail.
+    """
     try:
-        from numba import cuda
+        from numba import config, cuda
     except ImportError:
         return False
     try:
-        return bool(cuda.is_available()) or os.environ.get("NUMBA_ENABLE_CUDASIM") == "1"
+        return bool(config.ENABLE_CUDASIM) or bool(cuda.is_available())
     except Exception:  # a broken driver install must read as "no GPU", not crash
         return False
