@@ -222,15 +222,48 @@ def _read_arrays(path):
                                  "which is not an .npy array")
             return {name[: -len(".npy")]: _read_member(archive, name, path)
                     for name in member_names}
-    except (zipfile.BadZipFile, OSError, EOFError) as error:
+    # NotImplementedError / RuntimeError: a (corrupt) member claims a compression method
+    # zipfile lacks, or encryption
+    except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, RuntimeError) as error:
         raise ValueError(f"{_not_a_checkpoint(path)} ({error})") from error
+
+
+def _check_member_size(archive, member_name, path):
+    """Refuse a member whose header declares more data than the member holds.
+
+    A corrupt or hostile header could declare a shape of 10^12 elements; numpy would
+    try to allocate it all (MemoryError) before noticing the data is not there.
+    """
+    try:
+        with archive.open(member_name) as member:
+            version = np.lib.format.read_magic(member)
+            if version == (1, 0):
+                shape, _, dtype = np.lib.format.read_array_header_1_0(member)
+            else:
+                shape, _, dtype = np.lib.format.read_array_header_2_0(member)
+            header_size = member.tell()
+    except ValueError as error:  # not an .npy header
+        raise ValueError(f"{_not_a_checkpoint(path)} ({member_name}: {error})") from error
+    if dtype.hasobject:
+        return  # read_array refuses it below, with the pickle message
+    declared = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    held = archive.getinfo(member_name).file_size - header_size
+    if declared != held:
+        raise ValueError(f"{_not_a_checkpoint(path)} ({member_name}: its header declares "
+                         f"shape {shape} of {dtype} ({declared} bytes) but it holds "
+                         f"{held} bytes)")
 
 
 def _read_member(archive, member_name, path):
     """One ``.npy`` member, read with ``allow_pickle=False``."""
+    _check_member_size(archive, member_name, path)
     try:
         with archive.open(member_name) as member:
-            return np.lib.format.read_array(member, allow_pickle=False)
+            array = np.lib.format.read_array(member, allow_pickle=False)
+            # Reading on to the end makes zipfile verify the member's CRC-32 (a flipped
+            # bit raises BadZipFile); read_array alone stops just short of it.
+            member.read()
+            return array
     except ValueError as error:
         if "allow_pickle" in str(error):  # numpy's message for an object array
             raise ValueError(

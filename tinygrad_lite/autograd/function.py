@@ -71,8 +71,9 @@ class Function:
                 raise RuntimeError(
                     f"A tensor of shape {tensor.shape} saved by {type(self).__name__} for "
                     f"backward was modified in place (version {version} -> {tensor._version}). "
-                    "Its gradient would be wrong; use an out-of-place op (x = x + y) "
-                    "instead of x += y, or .clone() the tensor before modifying it.")
+                    "Its gradient would be wrong; use an out-of-place op (x = x + y, or "
+                    "x += y, which rebinds x to a new tensor) instead of x.add_(y), or "
+                    ".clone() the tensor before modifying it.")
         return tensors
 
     # ------------------------------------------------------------------ apply

@@ -37,7 +37,7 @@ class LeakyReLU(Module):
 
     def __init__(self, negative_slope: float = 0.01):
         super().__init__()
-        self.negative_slope = negative_slope
+        self.negative_slope = F._check_number("LeakyReLU", "negative_slope", negative_slope)
 
     def forward(self, x: Tensor) -> Tensor:
         return F.leaky_relu(x, self.negative_slope)
@@ -51,7 +51,7 @@ class ELU(Module):
 
     def __init__(self, alpha: float = 1.0):
         super().__init__()
-        self.alpha = alpha
+        self.alpha = F._check_number("ELU", "alpha", alpha)
 
     def forward(self, x: Tensor) -> Tensor:
         return F.elu(x, self.alpha)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 
 from ..autograd.tensor import Tensor
 from ..ops import creation
@@ -22,6 +23,9 @@ class Linear(Module):
     def __init__(self, in_features: int, out_features: int, bias: bool = True,
                  dtype=None, device: str = "cpu"):
         super().__init__()
+        for name, value in (("in_features", in_features), ("out_features", out_features)):
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+                raise TypeError(f"Linear: {name} must be an int, got {value!r}")
         if in_features <= 0 or out_features <= 0:
             raise ValueError(f"Linear: sizes must be positive, got in_features={in_features}, "
                              f"out_features={out_features}")

@@ -9,6 +9,7 @@ between the two frameworks.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Mapping
 
 from ..autograd.mode import no_grad
 from ..autograd.tensor import Tensor
@@ -173,6 +174,9 @@ class Module:
         a shape mismatch raises naming the key, and then nothing has been changed.
         Returns ``(missing_keys, unexpected_keys)``.
         """
+        if not isinstance(state_dict, Mapping):
+            raise TypeError(f"load_state_dict for {type(self).__name__}: expected a dict of "
+                            f"name -> array (e.g. tl.load(path)), got {type(state_dict).__name__}")
         own = self.state_dict()
         missing = [k for k in own if k not in state_dict]
         unexpected = [k for k in state_dict if k not in own]
@@ -189,9 +193,14 @@ class Module:
                 continue
             value = state_dict[key]
             host = value.numpy() if isinstance(value, Tensor) else value
-            source = Tensor(host, dtype=target.dtype, device=target.device) \
-                if not isinstance(value, Tensor) or value.device != target.device \
-                else value.astype(target.dtype)
+            try:
+                source = Tensor(host, dtype=target.dtype, device=target.device) \
+                    if not isinstance(value, Tensor) or value.device != target.device \
+                    else value.astype(target.dtype)
+            except (TypeError, ValueError) as error:
+                raise TypeError(f"load_state_dict for {type(self).__name__}: key {key!r} holds "
+                                f"a {type(value).__name__} that cannot be converted to a "
+                                f"{target.dtype} array ({error})") from None
             if source.shape != target.shape:
                 raise ValueError(f"load_state_dict for {type(self).__name__}: key {key!r} has "
                                  f"shape {source.shape} in the checkpoint but {target.shape} "

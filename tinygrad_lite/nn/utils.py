@@ -28,6 +28,8 @@ def clip_grad_norm_(parameters, max_norm: float, norm_type: float = 2.0) -> Tens
     total norm before clipping (a 0-d tensor). With all-zero gradients nothing changes
     (no division by zero).
     """
+    if not max_norm >= 0:  # also catches NaN
+        raise ValueError(f"clip_grad_norm_: max_norm must be >= 0, got {max_norm}")
     grads = _grads(parameters)
     norm_type = float(norm_type)
     if not grads:

@@ -73,6 +73,7 @@ def arange(start, stop=None, step=1, dtype=None, requires_grad=False, device="cp
 
 
 def eye(n: int, m: int | None = None, dtype=None, requires_grad=False, device="cpu") -> Tensor:
+    _check_shape("eye", _shape_arg((n, n if m is None else m)))
     backend = get_backend(device)
     return _leaf(backend.eye(n, n if m is None else m, _dtype(dtype)), backend, requires_grad)
 

@@ -176,9 +176,11 @@ class SoftmaxCrossEntropy(Function):
         if target.dtype.kind in "iu":
             y = one_hot_rows(backend, target.data, z.shape[1], z.dtype)
             check_class_range("cross_entropy", backend, target.data, y, logits.shape)
-            # one-hot rows sum to 1: loss_i = lse_i - z_i,t_i
+            # one-hot rows sum to 1: loss_i = lse_i - z_i,t_i. z_i,t_i is gathered, not
+            # summed as y * z: 0 * (-inf) would make a masked (-inf) logit NaN.
+            rows = backend.arange(0, z.shape[0], 1, target.dtype)
             losses = backend.sub(backend.reshape(lse, (-1,)),
-                                 backend.sum(backend.mul(y, z), axis=1))
+                                 backend.getitem(z, (rows, target.data)))
         else:
             y = target.data
             log_p = backend.sub(z, lse)

@@ -146,6 +146,9 @@ def reshape(x: Tensor, *shape) -> Tensor:
 def transpose(x: Tensor, *axes) -> Tensor:
     """Permute the axes (numpy semantics): no argument reverses them."""
     axes = _shape_arg(axes) if axes else tuple(reversed(range(x.ndim)))
+    if any(not -max(x.ndim, 1) <= a < max(x.ndim, 1) for a in axes):
+        raise ValueError(f"transpose: axes {axes} are out of range for a tensor of shape "
+                         f"{x.shape} ({x.ndim} dimensions)")
     if sorted(a % x.ndim if x.ndim else a for a in axes) != list(range(x.ndim)):
         raise ValueError(f"transpose: {axes} is not a permutation of the {x.ndim} axes of a "
                          f"tensor of shape {x.shape}")
@@ -156,6 +159,8 @@ def transpose(x: Tensor, *axes) -> Tensor:
 
 
 def swapaxes(x: Tensor, axis1: int, axis2: int) -> Tensor:
+    if x.ndim == 0:
+        raise ValueError("swapaxes: a 0-d tensor has no axes to swap")
     a, b = normalize_axes("swapaxes", axis1, x.ndim)[0], normalize_axes(
         "swapaxes", axis2, x.ndim)[0]
     axes = list(range(x.ndim))
@@ -228,6 +233,8 @@ def pad(x: Tensor, widths, value=0.0) -> Tensor:
                          f"shape {x.shape}; give one per axis")
     if any(b < 0 or a < 0 for b, a in widths):
         raise ValueError(f"pad: widths must be non-negative, got {widths}")
+    if not widths:  # a 0-d tensor has no axis to pad
+        return x
     return Pad.apply(x, widths, value)
 
 
@@ -237,6 +244,9 @@ def cat(tensors, axis: int = 0) -> Tensor:
     if not tensors:
         raise ValueError("cat: needs at least one tensor")
     first = tensors[0]
+    if first.ndim == 0:
+        raise ValueError("cat: 0-d tensors cannot be concatenated (they have no axis); use "
+                         "tl.stack to join them along a new axis")
     (axis,) = normalize_axes("cat", axis, first.ndim)
     for t in tensors[1:]:
         if t.ndim != first.ndim or any(

@@ -8,6 +8,7 @@ broadcasting to the input's shape.
 from __future__ import annotations
 
 from ..autograd.function import Function
+from ..autograd.mode import state
 from ..autograd.tensor import Tensor
 from ._common import normalize_axes, wrap
 
@@ -111,13 +112,48 @@ def var(x: Tensor, axis=None, keepdims: bool = False, ddof: int = 0) -> Tensor:
     count = _count(x, axes)
     if count - ddof <= 0:
         raise ValueError(f"var: need more than ddof={ddof} elements, got {count}")
+    # Shift by one (detached) sample first: the variance is shift-invariant, and for a
+    # constant the shifted values are exactly 0, where a rounded mean of a huge constant
+    # would leave an ulp whose square overflows (and in general it loses fewer digits).
+    first = tuple(slice(0, 1) if i in axes else slice(None) for i in range(x.ndim))
+    x = x - wrap(x.backend.getitem(x.data, first), x.backend)
     centred = x - mean(x, axes, keepdims=True)
     return Sum.apply(centred * centred, axes, keepdims) * (1.0 / (count - ddof))
 
 
+class _StdSqrt(Function):
+    """sqrt(var) whose derivative 1 / (2 sqrt(var)) is taken as 0 at var = 0.
+
+    std is not differentiable at a constant input (like |x| at 0); the plain chain
+    rule gives inf * 0 = NaN there. 0 is the subgradient this library uses for abs.
+    """
+
+    @staticmethod
+    def forward(ctx, v):
+        y = wrap(v.backend.sqrt(v.data), v.backend)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        """y = sqrt(v):  dL/dv = g / (2 y) where y > 0, else 0."""
+        from .elementwise import where
+
+        (y,) = ctx.saved_tensors
+        backend = y.backend
+        positive = backend.gt(y.data, 0)
+        if not state.grad_enabled:  # the usual case: raw arrays, no graph
+            safe = backend.where(positive, y.data, 1.0)
+            return wrap(backend.where(positive, backend.div(g.data, backend.mul(safe, 2.0)),
+                                      0.0), backend)
+        positive = wrap(positive, backend)
+        return where(positive, g / (2.0 * where(positive, y, 1.0)), 0.0)
+
+
 def std(x: Tensor, axis=None, keepdims: bool = False, ddof: int = 0) -> Tensor:
-    """Standard deviation: sqrt(var)."""
-    return var(x, axis, keepdims, ddof).sqrt()
+    """Standard deviation: sqrt(var) (with gradient 0 at a constant input)."""
+    normalize_axes("std", axis, x.ndim)  # a bad axis is reported as std's, not var's
+    return _StdSqrt.apply(var(x, axis, keepdims, ddof))
 
 
 def logsumexp(x: Tensor, axis=None, keepdims: bool = False) -> Tensor:
@@ -149,7 +185,8 @@ def argmin(x: Tensor, axis=None, keepdims: bool = False) -> Tensor:
 
 def _arg(opname, x, axis, keepdims):
     if axis is not None:
-        (axis,) = normalize_axes(opname, axis, x.ndim)
+        axes = normalize_axes(opname, axis, x.ndim)
+        axis = axes[0] if axes else None  # a 0-d tensor: axis 0 / -1 means the element
     if x.size == 0:
         raise ValueError(f"{opname}: empty tensor of shape {x.shape}")
     out = wrap(getattr(x.backend, opname)(x.data, axis=axis), x.backend)
