@@ -215,13 +215,7 @@ def test_data_is_an_uncounted_escape_hatch():
     np.testing.assert_array_equal(w.numpy(), [0.0, 0.0])
 
 
-_ALIAS_REASON = ("tinygrad_lite/autograd/tensor.py (+ ops/movement.py): a view (detach(), the "
-                 "output of reshape/transpose/slicing, which are numpy views) shares the array "
-                 "but not the version counter of its base, so an in-place change made through "
-                 "one of them is not seen by a node that saved the other")
 
-
-@pytest.mark.xfail(strict=True, reason=_ALIAS_REASON)
 def test_in_place_on_the_base_of_a_saved_view_is_detected():
     """``x @ W.T`` saves the transposed view of W; an optimiser step then changes W."""
     w = Tensor(np.array([[1.0, 2.0], [3.0, 4.0]]), requires_grad=True)
@@ -233,7 +227,6 @@ def test_in_place_on_the_base_of_a_saved_view_is_detected():
         loss.backward()
 
 
-@pytest.mark.xfail(strict=True, reason=_ALIAS_REASON)
 def test_in_place_through_a_detached_alias_is_detected():
     w = Tensor(np.array([1.0, 2.0]), requires_grad=True)
     x = _f64(3.0, 4.0)

@@ -19,7 +19,7 @@ class Tensor:
     """A multi-dimensional array that records the operations applied to it."""
 
     __slots__ = ("data", "backend", "_requires_grad", "grad", "_node", "_out_index",
-                 "_version", "_hooks", "_retains_grad", "name", "__weakref__")
+                 "_version_box", "_hooks", "_retains_grad", "name", "__weakref__")
 
     # numpy must hand binary operations with a Tensor back to the Tensor's methods
     # (``np_array * tensor`` -> ``Tensor.__rmul__``) instead of broadcasting over it.
@@ -47,7 +47,7 @@ class Tensor:
         self.grad = None
         self._node = None
         self._out_index = 0
-        self._version = 0
+        self._version_box = None
         self._hooks = None
         self._retains_grad = False
         self.name = None
@@ -64,7 +64,7 @@ class Tensor:
         tensor.grad = None
         tensor._node = None
         tensor._out_index = 0
-        tensor._version = 0
+        tensor._version_box = None
         tensor._hooks = None
         tensor._retains_grad = False
         tensor.name = None
@@ -183,8 +183,12 @@ class Tensor:
         return self.backend.item(self.data)
 
     def detach(self) -> Tensor:
-        """The same data as a new leaf outside the graph (shares memory, like PyTorch)."""
-        return Tensor._make(self.data, self.backend)
+        """The same data as a new leaf outside the graph (shares memory, like PyTorch).
+
+        It also shares the version counter: an in-place change through the detached
+        tensor is seen by any node that saved the original.
+        """
+        return Tensor._make(self.data, self.backend)._share_version_with(self)
 
     def _private_copy(self) -> Tensor:
         """A detached tensor owning a fresh copy of the data."""
@@ -242,8 +246,32 @@ class Tensor:
                 f"{opname}: in-place modification of a tensor produced by a recorded op "
                 "is not supported; write the out-of-place form (x = x + y)")
 
+    # Version counting. A tensor's version counts the in-place changes made to its
+    # data; a node records the versions of what it saved and refuses to backward if
+    # they moved. Views (detach, reshape, transpose, basic slicing) share their base's
+    # memory, so they share one counter: a one-element list, created on first need so
+    # the common case (no views, no in-place ops) allocates nothing.
+    @property
+    def _version(self) -> int:
+        box = self._version_box
+        return 0 if box is None else box[0]
+
+    @_version.setter
+    def _version(self, value: int) -> None:
+        self._shared_version_box()[0] = value
+
+    def _shared_version_box(self) -> list:
+        if self._version_box is None:
+            self._version_box = [0]
+        return self._version_box
+
+    def _share_version_with(self, base: Tensor) -> Tensor:
+        """Make this tensor (a view of ``base``'s memory) count versions with ``base``."""
+        self._version_box = base._shared_version_box()
+        return self
+
     def _bump_version(self) -> None:
-        self._version += 1
+        self._shared_version_box()[0] += 1
 
     def _inplace(self, opname, backend_op, other) -> Tensor:
         self._check_inplace(opname)

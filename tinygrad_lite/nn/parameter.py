@@ -20,7 +20,8 @@ class Parameter(Tensor):
             self.grad = None
             self._node = None
             self._out_index = 0
-            self._version = 0
+            self._version_box = None
+            self._share_version_with(data)  # the same memory, so the same counter
             self._hooks = None
             self._retains_grad = False
             self.name = None

@@ -19,9 +19,11 @@ class GetItem(Function):
     def forward(ctx, x, index):
         ctx.input_shape, ctx.saved_index = x.shape, index
         try:
-            return wrap(x.backend.getitem(x.data, index), x.backend)
+            out = wrap(x.backend.getitem(x.data, index), x.backend)
         except IndexError as error:
             raise IndexError(f"indexing a tensor of shape {x.shape}: {error}") from None
+        # Basic indexing (ints, slices, None, ...) returns a view of x's memory.
+        return out._share_version_with(x) if _is_basic(index) else out
 
     @staticmethod
     def backward(ctx, g):
@@ -40,6 +42,13 @@ class IndexAdd(Function):
     def backward(ctx, g):
         """y = scatter_add(values at index):  dL/dvalues = g[index]."""
         return GetItem.apply(g, ctx.saved_index), None, None
+
+
+def _is_basic(index) -> bool:
+    """True for ints, slices, None and Ellipsis (numpy returns a view), not arrays/masks."""
+    parts = index if isinstance(index, tuple) else (index,)
+    return all(part is None or part is Ellipsis or isinstance(part, (int, slice))
+               for part in parts)
 
 
 def getitem(x: Tensor, index) -> Tensor:

@@ -29,7 +29,7 @@ class Reshape(Function):
     def forward(ctx, x, shape):
         ctx.input_shape = x.shape
         try:
-            return wrap(x.backend.reshape(x.data, shape), x.backend)
+            return wrap(x.backend.reshape(x.data, shape), x.backend)._share_version_with(x)
         except ValueError:
             raise ValueError(f"reshape: cannot reshape a tensor of shape {x.shape} "
                              f"({x.size} elements) into shape {shape}") from None
@@ -44,7 +44,8 @@ class Transpose(Function):
     @staticmethod
     def forward(ctx, x, axes):
         ctx.axes = axes
-        return wrap(x.backend.transpose(x.data, axes), x.backend)
+        # A view of x's memory: in-place changes to either must be seen by both.
+        return wrap(x.backend.transpose(x.data, axes), x.backend)._share_version_with(x)
 
     @staticmethod
     def backward(ctx, g):
@@ -60,7 +61,7 @@ class BroadcastTo(Function):
     def forward(ctx, x, shape):
         ctx.input_shape = x.shape
         try:
-            return wrap(x.backend.broadcast_to(x.data, shape), x.backend)
+            return wrap(x.backend.broadcast_to(x.data, shape), x.backend)._share_version_with(x)
         except ValueError:
             raise ValueError(f"expand: cannot broadcast shape {x.shape} to {shape}") from None
 
