@@ -56,7 +56,7 @@ class Function:
     def save_for_backward(self, *tensors) -> None:
         """Keep tensors for backward; later in-place changes to them are detected."""
         self._saved = tensors
-        self._saved_versions = tuple([getattr(t, "_version", 0) for t in tensors])
+        self._saved_versions = [_version_of(t) for t in tensors]
 
     @property
     def saved_tensors(self) -> tuple:
@@ -65,9 +65,9 @@ class Function:
                 f"Trying to backward through the graph of {type(self).__name__} a second time: "
                 "its saved tensors were freed after the first backward. Pass "
                 "retain_graph=True to the first backward() if you need to call it twice.")
-        tensors = tuple(t() if isinstance(t, weakref.ref) else t for t in self._saved)
+        tensors = tuple([t() if type(t) is weakref.ref else t for t in self._saved])
         for tensor, version in zip(tensors, self._saved_versions):
-            if tensor is not None and getattr(tensor, "_version", 0) != version:
+            if _version_of(tensor) != version:
                 raise RuntimeError(
                     f"A tensor of shape {tensor.shape} saved by {type(self).__name__} for "
                     f"backward was modified in place (version {version} -> {tensor._version}). "
@@ -87,45 +87,62 @@ class Function:
                 _check_forward_anomaly(cls, outputs)
             return outputs
         record = False
-        if state.grad_enabled:
-            for arg in args:
-                if getattr(arg, "_requires_grad", False):
-                    record = True
-                    break
-        previous = state.grad_enabled
-        state.grad_enabled = False
+        for arg in args:
+            if getattr(arg, "_requires_grad", False):
+                record = True
+                break
+        state.grad_enabled = False  # forward's inner ops are implementation detail
         try:
             outputs = cls.forward(ctx, *args)
         finally:
-            state.grad_enabled = previous
+            state.grad_enabled = True
         if state.anomaly_enabled:
             _check_forward_anomaly(cls, outputs)
         if record:
-            ctx._attach(args, outputs)
+            if type(outputs) is tuple:
+                ctx._attach_many(args, outputs)
+            else:
+                ctx._attach(args, outputs)
         return outputs
 
-    def _attach(self, args, outputs) -> None:
-        """Make this ctx the node of ``outputs`` and link it to its inputs."""
+    def _link_inputs(self, args) -> None:
         self.inputs = args
         self.needs_input_grad = tuple([getattr(a, "_requires_grad", False) for a in args])
-        outs = outputs if type(outputs) is tuple else (outputs,)
+        if state.anomaly_enabled:
+            self.source = _user_source_line()
+
+    def _attach(self, args, out) -> None:
+        """Make this ctx the node of its one output ``out`` and link it to its inputs."""
+        self._link_inputs(args)
+        if getattr(out, "_requires_grad", None) is None:
+            raise TypeError(f"{type(self).__name__}.forward must return Tensors, "
+                            f"got {type(out).__name__}")
+        if out.data.dtype.kind == "f":  # integer/bool outputs carry no gradient
+            out._node = self
+            out._requires_grad = True
+        # The output is held weakly: a saved output would otherwise make a reference
+        # cycle (output -> node -> output) that only the cyclic GC can free.
+        ref = weakref.ref(out)
+        self.outputs = (ref,)
+        if self._saved:
+            self._saved = tuple([ref if t is out else t for t in self._saved])
+
+    def _attach_many(self, args, outs: tuple) -> None:
+        """``_attach`` for a forward that returned a tuple of outputs."""
+        self._link_inputs(args)
         for index, out in enumerate(outs):
             if getattr(out, "_requires_grad", None) is None:
                 raise TypeError(f"{type(self).__name__}.forward must return Tensors, "
                                 f"got {type(out).__name__}")
-            if out.data.dtype.kind == "f":  # integer/bool outputs carry no gradient
+            if out.data.dtype.kind == "f":
                 out._node = self
                 out._out_index = index
                 out._requires_grad = True
-        # Outputs are held weakly: a saved output would otherwise make a reference
-        # cycle (output -> node -> output) that only the cyclic GC can free.
         self.outputs = refs = tuple([weakref.ref(o) for o in outs])
-        if len(outs) > 1:  # only a multi-output node can meet an output without gradient
-            self._output_meta = tuple([(o.data.shape, o.data.dtype, o.backend) for o in outs])
+        # An output nobody used gets a zero gradient of this shape in backward.
+        self._output_meta = tuple([(o.data.shape, o.data.dtype, o.backend) for o in outs])
         if self._saved:
             self._saved = tuple([_weak_if_output(t, outs, refs) for t in self._saved])
-        if state.anomaly_enabled:
-            self.source = _user_source_line()
 
     def _zero_output_gradient(self, index: int):
         from .tensor import Tensor
@@ -149,6 +166,17 @@ class Function:
     @property
     def name(self) -> str:
         return type(self).__name__
+
+
+def _version_of(value) -> int:
+    """The in-place version of a saved value (0 for anything that has no counter).
+
+    Reads the counter box directly: this runs for every saved tensor of every node.
+    """
+    box = getattr(value, "_version_box", None)
+    if box is not None:
+        return box[0]
+    return getattr(value, "_version", 0) if value is not None else 0
 
 
 def _weak_if_output(tensor, outs, refs):

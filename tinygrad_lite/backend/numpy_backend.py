@@ -209,11 +209,11 @@ class NumpyBackend:
     # ----------------------------------------------------------------- movement
     @staticmethod
     def reshape(x, shape):
-        return np.reshape(x, shape)
+        return x.reshape(shape)  # the method: np.reshape's dispatch costs a microsecond
 
     @staticmethod
     def transpose(x, axes):
-        return np.transpose(x, axes)
+        return x.transpose(axes)
 
     @staticmethod
     def broadcast_to(x, shape):
