@@ -23,6 +23,22 @@ def register_cpu_backend(name: str, factory) -> None:
     _CPU_BACKEND_FACTORIES[name] = factory
 
 
+_numba_backend = None
+
+
+def _numba_backend_factory():
+    """The Numba kernel backend, created (and numba imported) on first selection."""
+    global _numba_backend
+    if _numba_backend is None:
+        from .numba_backend import NumbaBackend
+
+        _numba_backend = NumbaBackend()
+    return _numba_backend
+
+
+register_cpu_backend("numba", _numba_backend_factory)
+
+
 def set_backend(name: str) -> None:
     """Choose the CPU backend for new tensors: ``"numpy"`` or a registered one (``"numba"``)."""
     global _cpu_backend

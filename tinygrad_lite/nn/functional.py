@@ -13,18 +13,23 @@ sum, or the unreduced per-element losses (per sample for ``cross_entropy`` and
 
 from __future__ import annotations
 
+import math
+import numbers
+
 import numpy as np
 
 from ..autograd.mode import no_grad
 from ..autograd.tensor import Tensor
 from ..backend.random import get_rng
+from ..ops import conv as _conv
 from ..ops import fused
 from ..ops.softmax import log_softmax as _log_softmax
 from ..ops.softmax import softmax as _softmax
 
-__all__ = ["linear", "relu", "sigmoid", "tanh", "leaky_relu", "elu", "softmax", "log_softmax",
-           "dropout", "batch_norm", "one_hot", "mse_loss", "cross_entropy", "nll_loss",
-           "binary_cross_entropy", "binary_cross_entropy_with_logits"]
+__all__ = ["linear", "conv2d", "max_pool2d", "avg_pool2d", "relu", "sigmoid", "tanh",
+           "leaky_relu", "elu", "softmax", "log_softmax", "dropout", "batch_norm", "one_hot",
+           "mse_loss", "cross_entropy", "nll_loss", "binary_cross_entropy",
+           "binary_cross_entropy_with_logits"]
 
 
 # ------------------------------------------------------------------------ layers
@@ -46,6 +51,27 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     return fused.linear(x, weight, bias)
 
 
+def conv2d(x: Tensor, weight: Tensor, b: Tensor | None = None, stride=1,
+           padding=0) -> Tensor:
+    """2-D convolution of NCHW images: x (N, C, H, W), weight (O, C, KH, KW), b (O,).
+
+    ``stride`` and ``padding`` are ints or ``(h, w)`` pairs (``padding="same"`` for odd
+    kernels at stride 1); the output is (N, O, (H + 2 pad - KH) // stride + 1, ...).
+    One graph node (``ops.conv.Conv2dFunction``) running the backend's conv kernel.
+    """
+    return _conv.conv2d(x, weight, b, stride, padding)
+
+
+def max_pool2d(x: Tensor, kernel_size, stride=None) -> Tensor:
+    """The maximum of each ``kernel_size`` window of NCHW images (stride: the window)."""
+    return _conv.max_pool2d(x, kernel_size, stride)
+
+
+def avg_pool2d(x: Tensor, kernel_size, stride=None) -> Tensor:
+    """The mean of each ``kernel_size`` window of NCHW images (stride: the window)."""
+    return _conv.avg_pool2d(x, kernel_size, stride)
+
+
 # ------------------------------------------------------------------- activations
 
 
@@ -64,14 +90,21 @@ def tanh(x: Tensor) -> Tensor:
     return x.tanh()
 
 
+def _check_number(opname: str, name: str, value) -> float:
+    """A real-number hyper-parameter (a slope, an alpha), or a TypeError naming it."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{opname}: {name} must be a real number, got {value!r}")
+    return value
+
+
 def leaky_relu(x: Tensor, negative_slope: float = 0.01) -> Tensor:
     """x if x > 0 else negative_slope * x."""
-    return x.leaky_relu(negative_slope)
+    return x.leaky_relu(_check_number("leaky_relu", "negative_slope", negative_slope))
 
 
 def elu(x: Tensor, alpha: float = 1.0) -> Tensor:
     """x if x > 0 else alpha (exp(x) - 1)."""
-    return x.elu(alpha)
+    return x.elu(_check_number("elu", "alpha", alpha))
 
 
 def softmax(x: Tensor, axis: int = -1) -> Tensor:
@@ -206,6 +239,34 @@ def _check_reduction(name: str, reduction: str) -> None:
                          f"{reduction!r}")
 
 
+def _check_batch(name: str, input: Tensor, reduction: str) -> None:  # noqa: A002
+    """The mean of zero losses is undefined: an empty batch with reduction="mean" raises."""
+    if reduction == "mean" and input.size == 0:
+        raise ValueError(f"{name}: the input of shape {input.shape} is an empty batch, and the "
+                         "mean of zero losses is undefined; skip empty batches (or use "
+                         "reduction='sum')")
+
+
+def _checked(name: str, loss: Tensor, input: Tensor, target: Tensor) -> Tensor:  # noqa: A002
+    """``loss``, unless it is NaN/inf because an input or the target was: then ValueError.
+
+    One finiteness check of the (usually 0-d) result; the inputs are only inspected when
+    it fails, so a valid loss costs next to nothing. A loss that overflows from finite
+    inputs is returned as it is.
+    """
+    backend, data = loss.backend, loss.data
+    if math.isfinite(backend.item(data)) if not data.shape else backend.all_finite(data):
+        return loss
+    for what, tensor in (("input", input), ("target", target)):
+        if tensor.is_floating_point() and not backend.all_finite(tensor.data):
+            raise ValueError(
+                f"{name}: the {what} of shape {tensor.shape} contains NaN or inf values, so "
+                "the loss would be NaN; check the data (np.isnan(x).any()), or if they "
+                "appeared during training, lower the learning rate or clip the gradients "
+                "(nn.utils.clip_grad_norm_)")
+    return loss
+
+
 def _reduce(losses: Tensor, reduction: str) -> Tensor:
     if reduction == "mean":
         return losses.mean()
@@ -254,10 +315,11 @@ def mse_loss(input: Tensor, target, reduction: str = "mean") -> Tensor:  # noqa:
     _check_reduction("mse_loss", reduction)
     target = _as_target("mse_loss", target, input)
     _check_same_shape("mse_loss", input, target)
+    _check_batch("mse_loss", input, reduction)
     if not target.is_floating_point():
         target = target.astype(input.dtype)
     diff = input - target
-    return _reduce(diff * diff, reduction)
+    return _checked("mse_loss", _reduce(diff * diff, reduction), input, target)
 
 
 def cross_entropy(logits: Tensor, target, reduction: str = "mean") -> Tensor:
@@ -272,6 +334,7 @@ def cross_entropy(logits: Tensor, target, reduction: str = "mean") -> Tensor:
     target = _as_target("cross_entropy", target, logits)
     if logits.ndim != 2:
         raise ValueError(f"cross_entropy: expected logits of shape (N, C), got {logits.shape}")
+    _check_batch("cross_entropy", logits, reduction)
     if target.dtype.kind in "iu":
         # (the class range is checked inside the fused op, where it costs less)
         _check_class_indices("cross_entropy", logits, target, check_range=False)
@@ -285,7 +348,8 @@ def cross_entropy(logits: Tensor, target, reduction: str = "mean") -> Tensor:
     else:
         raise ValueError(f"cross_entropy: target must be int64 class indices or float "
                          f"probabilities, got dtype {target.dtype}")
-    return fused.softmax_cross_entropy(logits, target, reduction)
+    return _checked("cross_entropy", fused.softmax_cross_entropy(logits, target, reduction),
+                    logits, target)
 
 
 def nll_loss(log_probs: Tensor, target, reduction: str = "mean") -> Tensor:
@@ -302,9 +366,10 @@ def nll_loss(log_probs: Tensor, target, reduction: str = "mean") -> Tensor:
         raise ValueError(f"nll_loss: target must be int64 class indices, got dtype "
                          f"{target.dtype}")
     _check_class_indices("nll_loss", log_probs, target)
+    _check_batch("nll_loss", log_probs, reduction)
     rows = Tensor._make(target.backend.arange(0, log_probs.shape[0], 1, target.dtype),
                         target.backend)
-    return _reduce(-log_probs[rows, target], reduction)
+    return _checked("nll_loss", _reduce(-log_probs[rows, target], reduction), log_probs, target)
 
 
 def binary_cross_entropy(probs: Tensor, target, reduction: str = "mean") -> Tensor:
@@ -317,15 +382,20 @@ def binary_cross_entropy(probs: Tensor, target, reduction: str = "mean") -> Tens
     target = _as_target("binary_cross_entropy", target, probs)
     _check_same_shape("binary_cross_entropy", probs, target)
     target = _check_float_target("binary_cross_entropy", probs, target)
+    _check_batch("binary_cross_entropy", probs, reduction)
     if probs.size:
         backend = probs.backend
         low = float(backend.item(backend.min(probs.data)))
         high = float(backend.item(backend.max(probs.data)))
+        if low != low or high != high:  # NaN
+            raise ValueError(f"binary_cross_entropy: the input of shape {probs.shape} contains "
+                             "NaN values; check the data or the layer that produced it")
         if not (0.0 <= low and high <= 1.0):
             raise ValueError(f"binary_cross_entropy: input values must lie in [0, 1] (they "
                              f"are probabilities), got values from {low} to {high}; use "
                              "binary_cross_entropy_with_logits for raw scores")
-    return fused.binary_cross_entropy(probs, target, reduction)
+    return _checked("binary_cross_entropy", fused.binary_cross_entropy(probs, target, reduction),
+                    probs, target)
 
 
 def binary_cross_entropy_with_logits(logits: Tensor, target,
@@ -335,4 +405,7 @@ def binary_cross_entropy_with_logits(logits: Tensor, target,
     target = _as_target("binary_cross_entropy_with_logits", target, logits)
     _check_same_shape("binary_cross_entropy_with_logits", logits, target)
     target = _check_float_target("binary_cross_entropy_with_logits", logits, target)
-    return fused.binary_cross_entropy_with_logits(logits, target, reduction)
+    _check_batch("binary_cross_entropy_with_logits", logits, reduction)
+    return _checked("binary_cross_entropy_with_logits",
+                    fused.binary_cross_entropy_with_logits(logits, target, reduction),
+                    logits, target)

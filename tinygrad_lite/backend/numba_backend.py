@@ -1,0 +1,106 @@
+"""The Numba CPU backend: the numpy backend with matmul, convolution and pooling swapped
+for the ``@njit(parallel=True)`` kernels of ``tinygrad_lite.kernels.cpu``.
+
+Select it with ``tl.set_backend("numba")`` (and go back with ``tl.set_backend("numpy")``).
+Arrays are the same numpy arrays as on the numpy backend, so tensors made under either
+backend work together, and every other primitive (elementwise maths, reductions, indexing)
+is inherited unchanged: numpy's ufuncs are already compiled loops, and a Numba version
+of them would only add a call overhead.
+
+Which kernel runs, per op:
+
+* ``conv2d``, ``conv2d_backward_input``, ``conv2d_backward_weight``, ``max_pool2d``,
+  ``max_pool2d_backward``, ``avg_pool2d``, ``avg_pool2d_backward``: ``kernels.cpu``
+  (parallel im2col/col2im + GEMM, per-plane pooling loops) for float32/float64 arrays,
+  else the numpy reference (float16).
+* ``matmul``: ``kernels.cpu.matmul`` for 2-D float32/float64 operands of one dtype and
+  ``kernels.cpu.batched_matmul`` for stacks with equal batch axes; everything else
+  (1-D operands, broadcast batch axes, integers, mixed dtypes, empty arrays) goes to
+  ``numpy.matmul``. ``NumbaBackend(numba_matmul=False)`` keeps BLAS for every matmul and
+  uses Numba for convolution and pooling only.
+
+Importing this module does not import numba; creating a ``NumbaBackend`` does (and the
+kernels compile on their first call, or load from Numba's on-disk cache).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .numpy_backend import NumpyBackend
+
+_KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _load_cpu_kernels():
+    try:
+        from ..kernels import cpu
+    except ImportError as error:  # numba missing or broken
+        raise RuntimeError(
+            f"the 'numba' backend needs Numba ({error}); install it with `pip install numba`, "
+            "or stay on the default backend with tl.set_backend('numpy')") from error
+    return cpu
+
+
+class NumbaBackend(NumpyBackend):
+    """numpy arrays; matmul, convolution and pooling run as Numba kernels."""
+
+    name = "numba"
+    device = "cpu"
+
+    def __init__(self, numba_matmul: bool = True):
+        self.kernels = _load_cpu_kernels()
+        self.numba_matmul = numba_matmul
+
+    # ------------------------------------------------------------ linear algebra
+    def matmul(self, a, b):
+        """``a @ b``: the Numba tiled GEMM for 2-D (or equally batched) float operands."""
+        if (self.numba_matmul and a.dtype == b.dtype and a.dtype in _KERNEL_DTYPES
+                and a.ndim == b.ndim >= 2 and a.size and b.size and a.shape[-1]):
+            if a.ndim == 2:
+                return self.kernels.matmul(a, b)
+            if a.shape[:-2] == b.shape[:-2]:
+                batch = a.shape[:-2]
+                out = self.kernels.batched_matmul(a.reshape((-1,) + a.shape[-2:]),
+                                                  b.reshape((-1,) + b.shape[-2:]))
+                return out.reshape(batch + out.shape[-2:])
+        return np.matmul(a, b)
+
+    # ------------------------------------------------- convolution and pooling
+    def _use_kernels(self, *arrays) -> bool:
+        return all(a.dtype in _KERNEL_DTYPES for a in arrays)
+
+    def conv2d(self, x, w, stride=1, padding=0):
+        if self._use_kernels(x, w):
+            return self.kernels.conv2d(x, w, stride, padding)
+        return NumpyBackend.conv2d(x, w, stride, padding)
+
+    def conv2d_backward_input(self, grad_out, w, x_shape, stride=1, padding=0):
+        if self._use_kernels(grad_out, w):
+            return self.kernels.conv2d_backward_input(grad_out, w, x_shape, stride, padding)
+        return NumpyBackend.conv2d_backward_input(grad_out, w, x_shape, stride, padding)
+
+    def conv2d_backward_weight(self, grad_out, x, w_shape, stride=1, padding=0):
+        if self._use_kernels(grad_out, x):
+            return self.kernels.conv2d_backward_weight(grad_out, x, w_shape, stride, padding)
+        return NumpyBackend.conv2d_backward_weight(grad_out, x, w_shape, stride, padding)
+
+    def max_pool2d(self, x, kernel_size, stride=None):
+        if self._use_kernels(x):
+            return self.kernels.max_pool2d(x, kernel_size, stride)
+        return NumpyBackend.max_pool2d(x, kernel_size, stride)
+
+    def max_pool2d_backward(self, grad_out, indices, x_shape):
+        if self._use_kernels(grad_out):
+            return self.kernels.max_pool2d_backward(grad_out, indices, x_shape)
+        return NumpyBackend.max_pool2d_backward(grad_out, indices, x_shape)
+
+    def avg_pool2d(self, x, kernel_size, stride=None):
+        if self._use_kernels(x):
+            return self.kernels.avg_pool2d(x, kernel_size, stride)
+        return NumpyBackend.avg_pool2d(x, kernel_size, stride)
+
+    def avg_pool2d_backward(self, grad_out, x_shape, kernel_size, stride=None):
+        if self._use_kernels(grad_out):
+            return self.kernels.avg_pool2d_backward(grad_out, x_shape, kernel_size, stride)
+        return NumpyBackend.avg_pool2d_backward(grad_out, x_shape, kernel_size, stride)
