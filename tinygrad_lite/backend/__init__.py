@@ -40,12 +40,24 @@ register_cpu_backend("numba", _numba_backend_factory)
 
 
 def set_backend(name: str) -> None:
-    """Choose the CPU backend for new tensors: ``"numpy"`` or a registered one (``"numba"``)."""
+    """Choose the CPU backend for new tensors: ``"numpy"`` or a registered one (``"numba"``).
+
+    A backend may define ``activate()`` / ``deactivate()``, called when it is selected and
+    replaced (the Numba backend uses them to keep numpy's BLAS pool to one thread while
+    its own parallel kernels run, so the two thread pools never fight over the cores).
+    """
     global _cpu_backend
     if name not in _CPU_BACKEND_FACTORIES:
         choices = sorted(_CPU_BACKEND_FACTORIES)
         raise ValueError(f"unknown backend {name!r}; choose one of {choices}")
-    _cpu_backend = _CPU_BACKEND_FACTORIES[name]()
+    chosen = _CPU_BACKEND_FACTORIES[name]()
+    if chosen is _cpu_backend:
+        return
+    if hasattr(_cpu_backend, "deactivate"):
+        _cpu_backend.deactivate()
+    if hasattr(chosen, "activate"):
+        chosen.activate()
+    _cpu_backend = chosen
 
 
 def get_backend_name() -> str:

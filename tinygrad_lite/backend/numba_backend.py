@@ -51,6 +51,26 @@ class NumbaBackend(NumpyBackend):
     def __init__(self, numba_matmul: bool = True):
         self.kernels = _load_cpu_kernels()
         self.numba_matmul = numba_matmul
+        self._blas_limit = None
+
+    # -------------------------------------------------------------- thread pools
+    def activate(self) -> None:
+        """Selected with ``tl.set_backend("numba")``: numpy's BLAS goes to one thread.
+
+        OpenBLAS's idle workers keep polling the cores for a while after each numpy call,
+        and Numba's parallel kernels then run at half speed (measured in
+        ``benchmarks/bench_kernels.py``: an alternating numpy-matmul / Numba-kernel loop
+        runs at 0.58-0.66 of each part's solo speed, 0.86-0.90 with this limit). Under
+        this backend numpy's BLAS only serves leftovers, so the limit costs little.
+        """
+        if self._blas_limit is None:
+            self._blas_limit = self.kernels.limit_blas_threads(1)
+
+    def deactivate(self) -> None:
+        """Replaced by another backend: numpy's BLAS gets its threads back."""
+        if self._blas_limit is not None:
+            self._blas_limit.restore_original_limits()
+            self._blas_limit = None
 
     # ------------------------------------------------------------ linear algebra
     def matmul(self, a, b):

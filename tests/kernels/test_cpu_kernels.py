@@ -1,0 +1,329 @@
+"""The Numba CPU kernels against the numpy reference, and the reference against calculus.
+
+* Every ``kernels.cpu`` function is compared with ``kernels.reference`` on random shapes
+  drawn by hypothesis: non-square, not multiples of the 4x4 register block, batch 1,
+  odd sizes, stride 1-2 and padding 0-1 (ints and ``(h, w)`` pairs), both dtypes.
+  Tolerance: 1e-5 (float32) and 1e-10 (float64), relative to the largest expected value.
+* The reference convolution's backward passes are checked against central finite
+  differences of the reference forward pass, on tiny float64 shapes.
+* Determinism: the parallel backward kernels give bit-identical results twice in a row
+  and with one thread or many (no ``prange`` loop accumulates into a shared cell).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+pytest.importorskip("numba")
+
+from tinygrad_lite.kernels import cpu  # noqa: E402
+from tinygrad_lite.kernels import reference as ref  # noqa: E402
+
+TOLERANCE = {np.float32: 1e-5, np.float64: 1e-10}
+DTYPES = st.sampled_from([np.float32, np.float64])
+EXAMPLES = settings(max_examples=20, deadline=None)
+
+
+def assert_close(actual, expected):
+    """Equal within the dtype's tolerance, relative to the largest expected magnitude."""
+    assert actual.shape == expected.shape and actual.dtype == expected.dtype
+    tol = TOLERANCE[expected.dtype.type]
+    scale = max(1.0, float(np.max(np.abs(expected), initial=0.0)))
+    np.testing.assert_allclose(actual, expected, rtol=tol, atol=tol * scale)
+
+
+def random_array(seed, shape, dtype):
+    return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
+
+
+int_or_pair = st.one_of(st.integers(1, 2), st.tuples(st.integers(1, 2), st.integers(1, 2)))
+padding_strategy = st.one_of(st.integers(0, 1), st.tuples(st.integers(0, 1), st.integers(0, 1)))
+
+
+@st.composite
+def conv_cases(draw):
+    """(x shape, w shape, stride, padding, dtype, seed) with the window fitting the image."""
+    kh, kw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    stride, padding = draw(int_or_pair), draw(padding_strategy)
+    ph, pw = ref.as_pair(padding)
+    h = draw(st.integers(max(1, kh - 2 * ph), 9))
+    w = draw(st.integers(max(1, kw - 2 * pw), 9))
+    n, c, o = draw(st.integers(1, 3)), draw(st.integers(1, 4)), draw(st.integers(1, 5))
+    return (n, c, h, w), (o, c, kh, kw), stride, padding, draw(DTYPES), draw(st.integers(0, 99))
+
+
+@st.composite
+def pool_cases(draw):
+    """(x shape, kernel_size, stride or None, dtype, seed)."""
+    kernel = draw(st.one_of(st.integers(1, 3), st.tuples(st.integers(1, 3), st.integers(1, 3))))
+    stride = draw(st.one_of(st.none(), st.integers(1, 3),
+                            st.tuples(st.integers(1, 3), st.integers(1, 3))))
+    kh, kw = ref.as_pair(kernel)
+    shape = (draw(st.integers(1, 3)), draw(st.integers(1, 3)),
+             draw(st.integers(kh, 9)), draw(st.integers(kw, 9)))
+    return shape, kernel, stride, draw(DTYPES), draw(st.integers(0, 99))
+
+
+# ------------------------------------------------------------------------------ matmul
+
+
+@contextlib.contextmanager
+def gemm_kernel(kind):
+    """Make ``matmul`` use the ``"inner"`` or ``"outer"`` product kernel for any shape."""
+    saved = cpu.WIDE_M, cpu.SHORT_K
+    cpu.WIDE_M, cpu.SHORT_K = (0, 0) if kind == "inner" else (10**9, 10**9)
+    try:
+        yield
+    finally:
+        cpu.WIDE_M, cpu.SHORT_K = saved
+
+
+@EXAMPLES
+@given(n=st.integers(1, 70), k=st.integers(1, 140), m=st.integers(1, 70), dtype=DTYPES,
+       seed=st.integers(0, 99), kind=st.sampled_from(["inner", "outer"]))
+def test_matmul_matches_numpy(n, k, m, dtype, seed, kind):
+    a, b = random_array(seed, (n, k), dtype), random_array(seed + 1, (k, m), dtype)
+    with gemm_kernel(kind):
+        assert_close(cpu.matmul(a, b), ref.matmul(a, b))
+
+
+@EXAMPLES
+@given(batch=st.integers(1, 3), n=st.integers(1, 20), k=st.integers(1, 90),
+       m=st.integers(1, 20), dtype=DTYPES, seed=st.integers(0, 99),
+       kind=st.sampled_from(["inner", "outer"]))
+def test_batched_matmul_matches_numpy(batch, n, k, m, dtype, seed, kind):
+    a, b = random_array(seed, (batch, n, k), dtype), random_array(seed + 1, (batch, k, m), dtype)
+    with gemm_kernel(kind):
+        assert_close(cpu.batched_matmul(a, b), ref.batched_matmul(a, b))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("kind", ["inner", "outer"])
+def test_matmul_many_tiles_and_k_blocks(dtype, kind, monkeypatch):
+    """Several tiles and k blocks (blocks made small here), ragged edges."""
+    monkeypatch.setattr(cpu, "KC_BYTES", 256)
+    monkeypatch.setattr(cpu, "AXPY_KC", 12)
+    a, b = random_array(0, (131, 301), dtype), random_array(1, (301, 263), dtype)
+    with gemm_kernel(kind):
+        assert_close(cpu.matmul(a, b), ref.matmul(a, b))
+
+
+def test_matmul_picks_the_kernel_by_shape(monkeypatch):
+    """Each kernel where it measured faster: wide C with long k -> inner product."""
+    calls = []
+    for name in ("_gemm_abt", "_gemm_ab"):
+        original = getattr(cpu, name)
+
+        def spy(*args, name=name, original=original, **kwargs):
+            calls.append(name)
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(cpu, name, spy)
+    cpu.matmul(np.ones((8, cpu.SHORT_K)), np.ones((cpu.SHORT_K, cpu.WIDE_M + 1)))
+    cpu.matmul(np.ones((8, cpu.SHORT_K)), np.ones((cpu.SHORT_K, cpu.WIDE_M)))
+    assert calls == ["_gemm_abt", "_gemm_ab"]
+
+
+def test_matmul_accepts_views_and_mixed_dtypes():
+    a = random_array(0, (40, 30), np.float64)
+    b = random_array(1, (20, 30), np.float32)
+    result = cpu.matmul(a[::2], b.T)  # non-contiguous inputs are copied
+    assert result.dtype == np.float64
+    assert_close(result, a[::2] @ b.T.astype(np.float64))
+
+
+def test_matmul_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="do not fit"):
+        cpu.matmul(np.ones((2, 3)), np.ones((4, 2)))
+    with pytest.raises(TypeError, match="float32 or float64"):
+        cpu.matmul(np.ones((2, 2), dtype=np.int64), np.ones((2, 2), dtype=np.int64))
+    with pytest.raises(ValueError, match="do not fit"):
+        cpu.batched_matmul(np.ones((2, 2, 3)), np.ones((3, 3, 2)))
+
+
+# ---------------------------------------------------------------------------- conv2d
+
+
+@EXAMPLES
+@given(case=conv_cases(), kind=st.sampled_from(["inner", "outer"]))
+def test_conv2d_and_backwards_match_reference(case, kind):
+    x_shape, w_shape, stride, padding, dtype, seed = case
+    x, w = random_array(seed, x_shape, dtype), random_array(seed + 1, w_shape, dtype)
+    out = ref.conv2d(x, w, stride, padding)
+    grad_out = random_array(seed + 2, out.shape, dtype)
+    with gemm_kernel(kind):  # the forward pass picks its GEMM by C*KH*KW vs SHORT_K
+        assert_close(cpu.conv2d(x, w, stride, padding), out)
+    assert_close(cpu.conv2d_backward_input(grad_out, w, x_shape, stride, padding),
+                 ref.conv2d_backward_input(grad_out, w, x_shape, stride, padding))
+    assert_close(cpu.conv2d_backward_weight(grad_out, x, w_shape, stride, padding),
+                 ref.conv2d_backward_weight(grad_out, x, w_shape, stride, padding))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_conv2d_cifar_like_shape(dtype):
+    """A long reduction (C*KH*KW = 288) and many tiles, as in the notes' CIFAR network."""
+    x, w = random_array(0, (4, 32, 11, 10), dtype), random_array(1, (24, 32, 3, 3), dtype)
+    grad_out = random_array(2, (4, 24, 11, 10), dtype)
+    assert_close(cpu.conv2d(x, w, 1, 1), ref.conv2d(x, w, 1, 1))
+    assert_close(cpu.conv2d_backward_input(grad_out, w, x.shape, 1, 1),
+                 ref.conv2d_backward_input(grad_out, w, x.shape, 1, 1))
+    assert_close(cpu.conv2d_backward_weight(grad_out, x, w.shape, 1, 1),
+                 ref.conv2d_backward_weight(grad_out, x, w.shape, 1, 1))
+
+
+def test_conv2d_rejects_bad_arguments():
+    x, w = np.ones((1, 2, 5, 5)), np.ones((3, 2, 3, 3))
+    with pytest.raises(ValueError, match="channels"):
+        cpu.conv2d(x, np.ones((3, 4, 3, 3)))
+    with pytest.raises(ValueError, match="does not fit"):
+        cpu.conv2d(np.ones((1, 2, 2, 2)), w)
+    with pytest.raises(ValueError, match="int or an"):
+        cpu.conv2d(x, w, stride=(1, 2, 3))
+    with pytest.raises(ValueError, match="expected"):
+        cpu.conv2d_backward_input(np.ones((1, 3, 2, 2)), w, x.shape)
+    with pytest.raises(ValueError, match="4-D"):
+        cpu.max_pool2d(np.ones((2, 2)), 2)
+
+
+# --------------------------------------------------------------------------- pooling
+
+
+@EXAMPLES
+@given(case=pool_cases())
+def test_max_pool_matches_reference(case):
+    shape, kernel, stride, dtype, seed = case
+    x = random_array(seed, shape, dtype)
+    out, indices = cpu.max_pool2d(x, kernel, stride)
+    expected_out, expected_indices = ref.max_pool2d(x, kernel, stride)
+    np.testing.assert_array_equal(out, expected_out)
+    np.testing.assert_array_equal(indices, expected_indices)
+    grad_out = random_array(seed + 1, out.shape, dtype)
+    assert_close(cpu.max_pool2d_backward(grad_out, indices, shape),
+                 ref.max_pool2d_backward(grad_out, expected_indices, shape))
+
+
+@EXAMPLES
+@given(case=pool_cases())
+def test_avg_pool_matches_reference(case):
+    shape, kernel, stride, dtype, seed = case
+    x = random_array(seed, shape, dtype)
+    out = cpu.avg_pool2d(x, kernel, stride)
+    assert_close(out, ref.avg_pool2d(x, kernel, stride))
+    grad_out = random_array(seed + 1, out.shape, dtype)
+    assert_close(cpu.avg_pool2d_backward(grad_out, shape, kernel, stride),
+                 ref.avg_pool2d_backward(grad_out, shape, kernel, stride))
+
+
+@pytest.mark.parametrize("pool", [cpu.max_pool2d, ref.max_pool2d])
+def test_max_pool_ties_and_nan(pool):
+    """Ties go to the first position in the window; a NaN is the maximum (as in PyTorch)."""
+    x = np.zeros((1, 1, 2, 4))
+    x[0, 0, 1, 3] = np.nan
+    out, indices = pool(x, 2)
+    assert out[0, 0, 0, 0] == 0 and indices[0, 0, 0, 0] == 0
+    assert np.isnan(out[0, 0, 0, 1]) and indices[0, 0, 0, 1] == 1 * 4 + 3
+
+
+# ------------------------------------------------- the reference against calculus
+
+
+def numerical_gradient(loss, array, eps=1e-6):
+    """Central differences of the scalar ``loss()`` with respect to every entry of ``array``."""
+    grad = np.zeros_like(array)
+    for index in np.ndindex(array.shape):
+        saved = array[index]
+        array[index] = saved + eps
+        plus = loss()
+        array[index] = saved - eps
+        minus = loss()
+        array[index] = saved
+        grad[index] = (plus - minus) / (2 * eps)
+    return grad
+
+
+@pytest.mark.parametrize("stride, padding", [(1, 0), (2, 1), ((1, 2), (1, 0))])
+def test_reference_conv_backwards_are_gradients(stride, padding):
+    x, w = random_array(0, (2, 2, 5, 6), np.float64), random_array(1, (3, 2, 3, 2), np.float64)
+    grad_out = random_array(2, ref.conv2d(x, w, stride, padding).shape, np.float64)
+
+    def loss():  # L = sum(grad_out * conv(x, w)), so dL/d(out) = grad_out
+        return float(np.sum(grad_out * ref.conv2d(x, w, stride, padding)))
+
+    np.testing.assert_allclose(ref.conv2d_backward_input(grad_out, w, x.shape, stride, padding),
+                               numerical_gradient(loss, x), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(ref.conv2d_backward_weight(grad_out, x, w.shape, stride, padding),
+                               numerical_gradient(loss, w), rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("kernel, stride", [(2, None), (3, 1), ((2, 3), (1, 2))])
+def test_reference_pool_backwards_are_gradients(kernel, stride):
+    x = np.random.default_rng(0).permutation(2 * 2 * 5 * 6).reshape(2, 2, 5, 6) / 7.0
+    out, indices = ref.max_pool2d(x, kernel, stride)  # distinct values: max is smooth
+    grad_out = random_array(1, out.shape, np.float64)
+    np.testing.assert_allclose(
+        ref.max_pool2d_backward(grad_out, indices, x.shape),
+        numerical_gradient(lambda: float(np.sum(grad_out * ref.max_pool2d(x, kernel, stride)[0])),
+                           x), atol=1e-7)
+    np.testing.assert_allclose(
+        ref.avg_pool2d_backward(grad_out, x.shape, kernel, stride),
+        numerical_gradient(lambda: float(np.sum(grad_out * ref.avg_pool2d(x, kernel, stride))),
+                           x), atol=1e-7)
+
+
+# ------------------------------------------------------------------------ determinism
+
+
+def _parallel_backwards(seed=0):
+    """Outputs of every parallel backward kernel on shapes big enough to use many tiles."""
+    x = random_array(seed, (6, 5, 13, 12), np.float32)
+    w = random_array(seed + 1, (7, 5, 3, 3), np.float32)
+    grad_out = random_array(seed + 2, (6, 7, 7, 6), np.float32)
+    grad_pool = random_array(seed + 3, (6, 5, 12, 11), np.float32)
+    _, indices = cpu.max_pool2d(x, 2, 1)
+    a = random_array(seed + 4, (150, 300), np.float32)
+    b = random_array(seed + 5, (300, 600), np.float32)  # wide C, k = 300: inner product
+    return [cpu.conv2d_backward_input(grad_out, w, x.shape, 2, 1),
+            cpu.conv2d_backward_weight(grad_out, x, w.shape, 2, 1),
+            cpu.max_pool2d_backward(grad_pool, indices, x.shape),
+            cpu.avg_pool2d_backward(grad_pool, x.shape, 2, 1),
+            cpu.matmul(a, b), cpu.matmul(a[:, :40], b[:40])]
+
+
+def test_parallel_backwards_are_bit_identical_run_to_run():
+    for first, second in zip(_parallel_backwards(), _parallel_backwards()):
+        np.testing.assert_array_equal(first, second)
+
+
+def test_results_do_not_depend_on_the_thread_count():
+    import numba
+
+    threads = numba.get_num_threads()
+    many = _parallel_backwards()
+    numba.set_num_threads(1)
+    try:
+        one = _parallel_backwards()
+    finally:
+        numba.set_num_threads(threads)
+    for first, second in zip(many, one):
+        np.testing.assert_array_equal(first, second)
+
+
+# ------------------------------------------------------------------------- packaging
+
+
+def test_importing_kernels_package_loads_no_numba():
+    """``tinygrad_lite.kernels`` and ``.reference`` stay numba-free; ``.cpu`` loads lazily."""
+    code = ("import sys, tinygrad_lite; before = 'numba' in sys.modules\n"
+            "import tinygrad_lite.kernels, tinygrad_lite.kernels.reference\n"
+            "assert before or 'numba' not in sys.modules\n"
+            "assert 'tinygrad_lite.kernels.cpu' not in sys.modules\n"
+            "import tinygrad_lite as tl; tl.kernels.cpu.matmul\n"
+            "assert 'tinygrad_lite.kernels.cpu' in sys.modules\n")
+    subprocess.run([sys.executable, "-c", code], check=True)
