@@ -9,7 +9,9 @@ line before its fence (blank lines aside) is the HTML comment ``<!-- no-run -->`
 use either sparingly, for blocks that need a download or minutes of training, or that
 are sketches (``fit(...)``). A block whose first line is
 ``# requires: cuda`` runs only where ``tl.cuda.is_available()`` (a GPU, or Numba's
-simulator with ``NUMBA_ENABLE_CUDASIM=1``). New pages are picked up automatically.
+simulator with ``NUMBA_ENABLE_CUDASIM=1``); ``# requires: torch`` (any importable module
+name, comma-separated for several) only where those optional packages are installed.
+New pages are picked up automatically.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 FENCE = re.compile(r"^(?P<indent>[ \t]*)```(?P<lang>[\w+-]*)[^\n]*$")
 SKIP_COMMENT = "<!-- no-run -->"
 CUDA_MARK = "# requires: cuda"
+REQUIRES = "# requires:"
 
 
 def markdown_files() -> list[Path]:
@@ -36,6 +39,22 @@ def cuda_available() -> bool:
     import tinygrad_lite as tl
 
     return tl.cuda.is_available()
+
+
+def requirements_met(first_line: str) -> bool:
+    """False when the block's ``# requires: a, b`` names something this machine lacks."""
+    if not first_line.startswith(REQUIRES):
+        return True
+    import importlib.util
+
+    for name in first_line[len(REQUIRES):].split(","):
+        name = name.strip()
+        if name == "cuda":
+            if not cuda_available():
+                return False
+        elif importlib.util.find_spec(name) is None:
+            return False
+    return True
 
 
 def python_blocks(path: Path) -> list[tuple[int, str, bool]]:
@@ -60,7 +79,7 @@ def python_blocks(path: Path) -> list[tuple[int, str, bool]]:
             first = body[0].strip() if body else ""
             skipped = ((previous >= 0 and lines[previous].strip() == SKIP_COMMENT)
                        or first == "# doctest: skip"
-                       or (first == CUDA_MARK and not cuda_available()))
+                       or not requirements_met(first))
             blocks.append((index + 2, "\n".join(body) + "\n", skipped))
         index = end + 1
     return blocks
