@@ -191,12 +191,16 @@ def max_pool2d(x, kernel_size, stride=None):
     width = x.shape[3]
     out = x[:, :, : sh * oh : sh, : sw * ow : sw]
     best_tap = np.zeros(out.shape, dtype=np.int64)  # i * kw + j of the maximum so far
+    # NaN needs two extra tests per tap; one scan of x tells whether any is present.
+    has_nan = x.dtype.kind == "f" and bool(np.isnan(x).any())
     for i in range(kh):
         for j in range(kw):
             tap = x[:, :, i : i + sh * oh : sh, j : j + sw * ow : sw]
-            better = (tap > out) | (np.isnan(tap) & ~np.isnan(out))
+            better = tap > out
+            if has_nan:
+                better |= np.isnan(tap) & ~np.isnan(out)
             out = np.where(better, tap, out)
-            best_tap = np.where(better, i * kw + j, best_tap)
+            best_tap[better] = i * kw + j
     rows = (np.arange(oh) * sh)[:, None] + best_tap // kw
     cols = np.arange(ow) * sw + best_tap % kw
     return np.ascontiguousarray(out), rows * width + cols
