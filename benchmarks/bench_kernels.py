@@ -227,6 +227,43 @@ def worker_torch_conv(quick):
     return out
 
 
+# ------------------------------------------------------------------- 2b. pooling times
+
+POOL_SHAPES = {  # name: input shape; 2x2 windows, stride 2 (the notes' MaxPooling2D)
+    "digits 10x8x8, batch 100": (100, 10, 8, 8),
+    "cifar 32x30x30, batch 32": (32, 32, 30, 30),
+    "cifar 64x13x13, batch 32": (32, 64, 13, 13),
+}
+
+
+def bench_pool(quick):
+    """Milliseconds of max_pool2d forward and backward: Numba kernels vs the reference."""
+    from tinygrad_lite.kernels import cpu, reference
+
+    kwargs = dict(min_time=0.1 if quick else 0.3, rounds=3 if quick else 5)
+    results = []
+    for name, shape in POOL_SHAPES.items():
+        row = {"shape": name}
+        for label, module in (("ours", cpu), ("numpy", reference)):
+            row[label] = pool_times(module, shape, kwargs)
+            settle()
+        results.append(row)
+    return results
+
+
+def pool_times(module, shape, kwargs):
+    """Forward and backward milliseconds of one kernel module's 2x2 max pooling."""
+    from tinygrad_lite.kernels import reference
+
+    x = random(shape)
+    out, indices = reference.max_pool2d(x, 2)
+    grad_out = random(out.shape, seed=2)
+    forward = best_seconds(lambda: module.max_pool2d(x, 2), **kwargs)
+    backward = best_seconds(lambda: module.max_pool2d_backward(grad_out, indices, x.shape),
+                            **kwargs)
+    return {"forward_ms": forward * 1e3, "backward_ms": backward * 1e3}
+
+
 # --------------------------------------------------------- 3. alternating thread pools
 
 
@@ -524,6 +561,14 @@ def print_tables(report):
     print(format_table(["dtype", "n", "ours", "numpy/BLAS", "ours/BLAS", "torch",
                         "ours/torch"], rows))
 
+    rows = [[r["shape"], pass_name, f"{r['ours'][key]:.3f}", f"{r['numpy'][key]:.3f}",
+             ratio(r["numpy"][key], r["ours"][key])]
+            for r in report["pool"] for pass_name, key in (("forward", "forward_ms"),
+                                                           ("backward", "backward_ms"))]
+    if rows:
+        print("\nmax_pool2d 2x2, float32, ms (lower is better; speed-up = numpy / ours)")
+        print(format_table(["shape", "pass", "ours", "numpy reference", "speed-up"], rows))
+
     rows = []
     for r in report["conv"]:
         for part in ("forward_ms", "grad_input_ms", "grad_weight_ms", "total_ms"):
@@ -583,6 +628,13 @@ def best_of_runs(section, runs):
                 if key.endswith("_gflops"):
                     row[key] = max(run[row_index].get(key, 0.0) for run in runs)
         return merged
+    if section == "pool":
+        merged = runs[0]
+        for row_index, row in enumerate(merged):
+            for impl in ("ours", "numpy"):
+                for part in ("forward_ms", "backward_ms"):
+                    row[impl][part] = min(run[row_index][impl][part] for run in runs)
+        return merged
     if section == "conv":
         merged = runs[0]
         for row_index, row in enumerate(merged):
@@ -617,8 +669,8 @@ def main(argv=None):
                         help="repeat the timed sections and keep each number's best run "
                              "(on a shared machine: the least disturbed one)")
     parser.add_argument("--skip", nargs="*", default=[],
-                        choices=["matmul", "conv", "alternating", "compile", "memory",
-                                 "digits"], help="sections to leave out")
+                        choices=["matmul", "conv", "pool", "alternating", "compile",
+                                 "memory", "digits"], help="sections to leave out")
     parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
@@ -639,6 +691,7 @@ def main(argv=None):
     report["runs"] = args.runs
     sections = [("matmul", lambda: bench_matmul(sizes, args.quick), args.runs),
                 ("conv", lambda: bench_conv(args.quick), args.runs),
+                ("pool", lambda: bench_pool(args.quick), args.runs),
                 ("alternating", lambda: bench_alternating(args.quick), args.runs),
                 ("compile", bench_compile, 1), ("memory", bench_memory, 1),
                 ("digits", bench_digits_cnn_epoch, args.runs)]
@@ -652,7 +705,7 @@ def main(argv=None):
     except ValueError:  # no parallel kernel ran in this process
         report["numba_threading_layer"] = None
     report["load_average_end"] = [round(v, 2) for v in os.getloadavg()]
-    print_tables({"matmul": [], "conv": [], "alternating": {}, **report})
+    print_tables({"matmul": [], "conv": [], "pool": [], "alternating": {}, **report})
     write_json(args.out, report)
 
 
