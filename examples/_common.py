@@ -310,3 +310,25 @@ def blas_threads(n: int = 1):
     from threadpoolctl import threadpool_limits
 
     return threadpool_limits(limits=n, user_api="blas")
+
+
+def add_backend_option(parser: argparse.ArgumentParser) -> None:
+    """``--backend numpy|numba``: which CPU kernels run conv, pooling and matmul."""
+    parser.add_argument("--backend", choices=("numpy", "numba"), default="numpy",
+                        help="CPU backend: numpy (default) or numba (the Numba conv, pooling "
+                             "and matmul kernels of tinygrad_lite.kernels.cpu)")
+
+
+def run_on_backend(args, run):
+    """``run(args)`` on ``args.backend`` with BLAS at one thread; the previous backend and
+    thread count come back afterwards, also after an error."""
+    import tinygrad_lite as tl
+
+    use_agg_backend()
+    previous = tl.get_backend_name()
+    tl.set_backend(args.backend)
+    try:
+        with blas_threads(1):
+            return run(args)
+    finally:
+        tl.set_backend(previous)

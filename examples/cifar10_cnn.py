@@ -113,18 +113,8 @@ def main(argv=None) -> dict:
                              "10000 reads everything)")
     parser.add_argument("--epochs", type=int, default=2,
                         help="training epochs (default 2; the notes use 10)")
-    parser.add_argument("--backend", choices=("numpy", "numba"), default="numpy",
-                        help="CPU backend: numpy (default) or numba (the Numba conv, pooling "
-                             "and matmul kernels of tinygrad_lite.kernels.cpu)")
-    args = parser.parse_args(argv)
-    _common.use_agg_backend()
-    previous = tl.get_backend_name()
-    tl.set_backend(args.backend)
-    try:
-        with _common.blas_threads(1):
-            return run(args)
-    finally:
-        tl.set_backend(previous)
+    _common.add_backend_option(parser)
+    return _common.run_on_backend(parser.parse_args(argv), run)
 
 
 def run(args) -> dict:
