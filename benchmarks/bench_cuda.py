@@ -46,8 +46,19 @@ CONV_CASES = {
     "conv1 64x3x32x32 -> 32 (3x3)": ((64, 3, 32, 32), (32, 3, 3, 3), 1, 0),
     "conv2 64x32x15x15 -> 64 (3x3)": ((64, 32, 15, 15), (64, 32, 3, 3), 1, 0),
 }
-TIME_BUDGET_S = 240.0
+SWEEP_MATMUL_TILES = (
+    # (bm, bn, bk, tm, tn): block tile, k-step, outputs per thread
+    (64, 64, 8, 4, 4), (64, 64, 16, 4, 4), (128, 64, 8, 8, 4), (64, 128, 8, 4, 8),
+    (128, 128, 8, 8, 8), (128, 128, 16, 8, 8), (128, 128, 8, 8, 4), (128, 256, 8, 8, 8),
+)
+SWEEP_CONV_TILES = (
+    (32, 128, 8, 4, 4), (64, 64, 8, 4, 4), (64, 128, 8, 4, 8), (32, 64, 8, 2, 4),
+    (64, 64, 16, 4, 4), (8, 256, 8, 1, 8),
+)
+TIME_BUDGET_S = 180.0
 """Stop starting new measurements after this long (the whole run must stay < 5 min)."""
+SWEEP_BUDGET_S = 45.0
+"""Each of the two optional tile sweeps (``--sweep``) stops starting new cases after this."""
 
 
 # ----------------------------------------------------------------------- setup
@@ -103,7 +114,7 @@ def time_gpu(cuda, fn, repeats: int) -> float:
         fn()
         stop.record()
         stop.synchronize()
-        times.append(cuda.event_elapsed_time(start, stop) / 1e3)
+        times.append(start.elapsed_time(stop) / 1e3)  # milliseconds -> seconds
     return statistics.median(times)
 
 
@@ -154,6 +165,77 @@ def bench_matmul(cuda, K, lib_name, lib, sizes, deadline):
                        fraction_of_cublas=ref / seconds)
         rows.append(row)
         print("  " + format_row(f"matmul n={n}", row, "gflops"), flush=True)
+    return rows
+
+
+def sweep_matmul_tiles(cuda, K, n, deadline):
+    """GFLOP/s of each candidate tiling at ``n``: the data for choosing the defaults."""
+    from tinygrad_lite.kernels.cuda.gemm import GemmTiles
+
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((n, n), dtype=np.float32)
+    b = rng.standard_normal((n, n), dtype=np.float32)
+    da, db = cuda.to_device(a), cuda.to_device(b)
+    dc = cuda.device_array((n, n), dtype=np.float32)
+    want = a[:64].astype(np.float64) @ b
+    rows = []
+    for spec in SWEEP_MATMUL_TILES:
+        if time.perf_counter() > deadline:
+            break
+        tiles = GemmTiles(*spec)
+        try:
+            seconds = time_gpu(cuda, lambda t=tiles: K.matmul(da, db, tiles=t, out=dc), 3)
+        except Exception as error:  # e.g. too many registers or shared memory for the GPU
+            print(f"  tiles {spec}: failed ({type(error).__name__}: {error})")
+            rows.append({"tiles": spec, "error": f"{type(error).__name__}: {error}"})
+            continue
+        error = float(np.max(np.abs(dc.copy_to_host()[:64] - want)))
+        gflops = 2.0 * n**3 / seconds / 1e9
+        rows.append({"tiles": spec, "n": n, "seconds": seconds, "gflops": gflops,
+                     "max_abs_error": error})
+        print(f"  tiles {spec}: {seconds * 1e3:8.2f} ms {gflops:9.0f} GFLOP/s "
+              f"(max error {error:.1e})", flush=True)
+    return rows
+
+
+def _conv_passes(K, x, w, g, x_shape, w_shape, stride, padding, tiles):
+    """The three conv passes with these tiles, as argument-free callables."""
+    return {
+        "forward": lambda: K.conv2d(x, w, stride, padding, tiles=tiles),
+        "backward_input": lambda: K.conv2d_backward_input(g, w, x_shape, stride, padding,
+                                                          tiles=tiles),
+        "backward_weight": lambda: K.conv2d_backward_weight(g, x, w_shape, stride, padding,
+                                                            tiles=tiles),
+    }
+
+
+def sweep_conv_tiles(cuda, K, deadline):
+    """Each conv pass of each CIFAR case with each candidate tiling (milliseconds)."""
+    from tinygrad_lite.kernels.cuda.gemm import GemmTiles
+
+    rows = []
+    rng = np.random.default_rng(1)
+    for name, (x_shape, w_shape, stride, padding) in CONV_CASES.items():
+        x = cuda.to_device(rng.standard_normal(x_shape, dtype=np.float32))
+        w = cuda.to_device(rng.standard_normal(w_shape, dtype=np.float32))
+        y = K.conv2d(x, w, stride, padding)
+        g = cuda.to_device(rng.standard_normal(y.shape, dtype=np.float32))
+        for spec in SWEEP_CONV_TILES:
+            if time.perf_counter() > deadline:
+                return rows
+            passes = _conv_passes(K, x, w, g, x_shape, w_shape, stride, padding,
+                                  GemmTiles(*spec))
+            row = {"case": name, "tiles": spec}
+            for pass_name, fn in passes.items():
+                try:
+                    row[f"{pass_name}_ms"] = time_gpu(cuda, fn, 10) * 1e3
+                except Exception as error:
+                    row[f"{pass_name}_ms"] = None
+                    row[f"{pass_name}_error"] = f"{type(error).__name__}: {error}"
+            rows.append(row)
+            cells = "  ".join(f"{p} {row[f'{p}_ms']:.3f} ms" if row[f"{p}_ms"] is not None
+                              else f"{p} failed" for p in passes)
+            print(f"  {name} tiles {spec}: {cells}", flush=True)
     return rows
 
 
@@ -333,10 +415,26 @@ def format_row(name, row, rate_key):
     return text
 
 
+def versions() -> dict:
+    """numba, numba-cuda, numpy and the reference library's versions, for the record."""
+    import importlib.metadata as metadata
+
+    found = {}
+    for package in ("numba", "numba-cuda", "numpy", "torch", "cupy-cuda13x", "cupy-cuda12x"):
+        try:
+            found[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            pass
+    return found
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes only")
     parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument("--sweep", action="store_true",
+                        help="also time every candidate tiling (matmul at n=4096, the conv "
+                             "cases), to choose the default tiles")
     args = parser.parse_args(argv)
 
     cuda = gpu_or_exit()
@@ -356,8 +454,19 @@ def main(argv=None) -> int:
     mlp = bench_mlp_training_step() if time.perf_counter() < deadline else None
     cnn = bench_cnn_training_step() if time.perf_counter() < deadline else None
 
+    sweep = None
+    if args.sweep:
+        sweep_n = QUICK_MATMUL_SIZES[-1] if args.quick else 4096
+        print(f"tile sweep: matmul n={sweep_n}, float32:")
+        sweep = {"matmul": sweep_matmul_tiles(cuda, K, sweep_n,
+                                              time.perf_counter() + SWEEP_BUDGET_S)}
+        print("tile sweep: conv passes, float32:")
+        sweep["conv2d"] = sweep_conv_tiles(cuda, K, time.perf_counter() + SWEEP_BUDGET_S)
+
     report = {"gpu": name, "reference": lib_name, "python": platform.python_version(),
+              "versions": versions(),
               "matmul": matmul, "conv2d": conv, "mlp_training_step": mlp, "cnn_training_step": cnn,
+              "tile_sweep": sweep,
               "targets": {"matmul_fraction_of_cublas_at_4096": 0.5,
                           "conv_fwd_bwd_ratio_to_cudnn": 3.0}}
     args.output.parent.mkdir(parents=True, exist_ok=True)

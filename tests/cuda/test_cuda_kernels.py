@@ -26,7 +26,12 @@ from hypothesis.extra import numpy as hnp  # noqa: E402
 import tinygrad_lite.kernels.cuda as K  # noqa: E402
 from tinygrad_lite.kernels.cuda import reductions as reduce_module  # noqa: E402
 from tinygrad_lite.kernels.cuda.conv import NARROW_TILES, THIN_TILES, conv_tiles  # noqa: E402
-from tinygrad_lite.kernels.cuda.gemm import LARGE_TILES, SMALL_TILES, GemmTiles  # noqa: E402
+from tinygrad_lite.kernels.cuda.gemm import (  # noqa: E402
+    LARGE_TILES,
+    SMALL_TILES,
+    GemmTiles,
+    strided_gemm_fits,
+)
 
 pytestmark = pytest.mark.cuda
 
@@ -158,23 +163,53 @@ def test_host_inputs_give_host_results_and_device_inputs_stay_on_device():
 dims = st.integers(1, 6)
 
 
+KERNELS = [None, "generic"]
+"""The default matmul kernel (strided where the tiles allow it) and the generic one."""
+
+
 @FEW
 @given(n=dims, k=dims, m=dims, tiles=st.sampled_from(TINY_TILES),
-       dtype=st.sampled_from(DTYPES), seed=st.integers(0, 2**16))
-def test_matmul_matches_numpy_across_tiles_and_ragged_edges(n, k, m, tiles, dtype, seed):
+       dtype=st.sampled_from(DTYPES), kernel=st.sampled_from(KERNELS),
+       seed=st.integers(0, 2**16))
+def test_matmul_matches_numpy_across_tiles_and_ragged_edges(n, k, m, tiles, dtype, kernel,
+                                                            seed):
     rng = np.random.default_rng(seed)
     a, b = randn(rng, (n, k), dtype), randn(rng, (k, m), dtype)
-    got = K.matmul(a, b, tiles=tiles)
+    got = K.matmul(a, b, tiles=tiles, kernel=kernel)
     assert got.dtype == dtype
     check(got, a.astype(np.float64) @ b, dtype)
 
 
+@pytest.mark.parametrize("tiles", TINY_TILES[:2])
+@pytest.mark.parametrize("shape", [(1, 1, 1), (4, 2, 4), (9, 7, 11), (8, 12, 8), (3, 13, 5)])
+def test_strided_kernel_ragged_edges_and_many_k_steps(tiles, shape):
+    """Every (M, K, N) remainder against the tile: prefetch and bounds of the last step."""
+    assert strided_gemm_fits(tiles)
+    n, k, m = shape
+    rng = np.random.default_rng(sum(shape))
+    a, b = randn(rng, (n, k), np.float64), randn(rng, (k, m), np.float64)
+    check(K.matmul(a, b, tiles=tiles, kernel="strided"), a @ b)
+    a_t = K.permute(K.as_view(a.T.copy()), (1, 0))  # A as a transposed view: stride_k != 1
+    check(K.matmul(a_t, b, tiles=tiles, kernel="strided"), a @ b)
+
+
+def test_strided_kernel_refuses_tiles_it_cannot_load_and_unknown_names():
+    assert not strided_gemm_fits(TINY_TILES[2])
+    a = np.ones((3, 3))
+    check(K.matmul(a, a, tiles=TINY_TILES[2]), a @ a)  # falls back to the generic kernel
+    with pytest.raises(ValueError, match="does not support tiles"):
+        K.matmul(a, a, tiles=TINY_TILES[2], kernel="strided")
+    with pytest.raises(ValueError, match="kernel must be"):
+        K.matmul(a, a, kernel="fast")
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
 @pytest.mark.parametrize("tiles, dtype", [(SMALL_TILES, np.float32), (SMALL_TILES, np.float64),
                                           (LARGE_TILES, np.float32)])
-def test_matmul_production_tiles(tiles, dtype):
+def test_matmul_production_tiles(tiles, dtype, kernel):
     rng = np.random.default_rng(0)
     a, b = randn(rng, (5, 6), dtype), randn(rng, (6, 3), dtype)
-    check(K.matmul(a, b, tiles=tiles), a.astype(np.float64) @ b, dtype)
+    check(K.matmul(a, b, tiles=tiles, kernel=kernel), a.astype(np.float64) @ b, dtype)
 
 
 @FEW
@@ -186,17 +221,21 @@ def test_batched_matmul_matches_numpy(batch, n, k, m, dtype, seed):
     check(K.batched_matmul(a, b, tiles=TINY_TILES[0]), a.astype(np.float64) @ b, dtype)
 
 
-def test_matmul_reads_transposed_and_broadcast_operands_without_copies():
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_matmul_reads_transposed_and_broadcast_operands_without_copies(kernel):
     rng = np.random.default_rng(1)
     x, w = randn(rng, (4, 5), np.float64), randn(rng, (3, 5), np.float64)
     w_t = K.permute(K.as_view(w), (1, 0))  # a (5, 3) view with strides (1, 5)
-    got = K.matmul(x, w_t, tiles=TINY_TILES[1])
+    got = K.matmul(x, w_t, tiles=TINY_TILES[1], kernel=kernel)
     assert hasattr(got, "copy_to_host")
     check(got, x @ w.T)
+    x_t = K.permute(K.as_view(randn(rng, (5, 4), np.float64)), (1, 0))  # A transposed too
+    check(K.matmul(x_t, w_t, tiles=TINY_TILES[1], kernel=kernel), host(K.contiguous(x_t)) @ w.T)
     stack = randn(rng, (2, 1, 3, 4), np.float64)
     right = randn(rng, (3, 4, 2), np.float64)
-    check(K.matmul(stack, right, tiles=TINY_TILES[0]), stack @ right)
-    check(K.matmul(stack[0, 0, 0], right, tiles=TINY_TILES[0]), stack[0, 0, 0] @ right)
+    check(K.matmul(stack, right, tiles=TINY_TILES[0], kernel=kernel), stack @ right)
+    check(K.matmul(stack[0, 0, 0], right, tiles=TINY_TILES[0], kernel=kernel),
+          stack[0, 0, 0] @ right)
 
 
 def test_matmul_mixed_precision_and_empty_inner_dimension():

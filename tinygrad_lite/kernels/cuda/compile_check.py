@@ -110,7 +110,8 @@ def _exercise_every_kernel(K) -> None:
     rng = np.random.default_rng(0)
     for dtype in (np.float32, np.float64):
         a, b = rng.random((3, 4)).astype(dtype), rng.random((4, 5)).astype(dtype)
-        K.matmul(a, b)
+        K.matmul(a, b)  # the strided kernel
+        K.matmul(a, b, kernel="generic")
         K.matmul(a, b, tiles=K.GemmTiles(128, 128, 8, 8, 8))
         x, w = rng.random((2, 3, 6, 6)).astype(dtype), rng.random((4, 3, 3, 3)).astype(dtype)
         y = K.conv2d(x, w, 1, 1)

@@ -48,6 +48,27 @@ fly: an *implicit GEMM*, with no im2col matrix in memory. ``blockIdx.z`` numbers
 blocks each summing part of the ``k`` range into their own slice of a workspace, see
 ``conv2d_backward_weight``) uses the split. Every output element is written by
 exactly one thread, so no atomics are needed.
+
+The strided kernel (plain matrix products)
+------------------------------------------
+Generic index functions cost integer arithmetic per loaded element (a few 64-bit
+multiplies, a division for convolution). For a matrix product the address of
+``A[m, k]`` is affine, ``base + m * stride_m + k * stride_k``, so
+:func:`strided_gemm_kernel` does better, using two more classic tricks:
+
+* *Fixed load coordinates.* When the block's thread count is a multiple of ``BK`` and
+  of ``BN``, every thread copies the same column of the A slab (``k = tid % BK``) and
+  the same column of the B slab (``n = tid % BN``) at every k-step, only in rows
+  ``THREADS / BK`` (``THREADS / BN``) apart. Its source addresses are computed once;
+  each k-step adds ``BK * stride_k``.
+* *Register prefetch (software pipelining).* A thread issues the global loads of the
+  *next* slab into registers before it multiplies the current slab out of shared
+  memory, so the memory latency overlaps arithmetic instead of stalling it; after the
+  multiply the registers are written to shared memory for the next step.
+
+A's shared slab is padded by ``32 / BK`` columns: thread ``tid`` stores to word
+``(tid % BK) * (BM + pad) + tid // BK``, and with that padding the 32 threads of a
+warp hit 32 different banks.
 """
 
 from __future__ import annotations
@@ -173,6 +194,125 @@ def _build_gemm_kernel(a_index, b_index, c_index, dtype, tiles):
     return gemm
 
 
+def strided_gemm_fits(tiles: GemmTiles) -> bool:
+    """Whether the strided kernel supports these tiles (fixed per-thread load columns)."""
+    threads = tiles.threads[0] * tiles.threads[1]
+    return (threads % tiles.bk == 0 and threads % tiles.bn == 0
+            and (tiles.bm * tiles.bk) % threads == 0 and (tiles.bk * tiles.bn) % threads == 0)
+
+
+_STRIDED_KERNELS: dict = {}
+
+
+def strided_gemm_kernel(dtype, tiles: GemmTiles):
+    """The matrix-product GEMM for strided operands (built once per dtype and tiles).
+
+    Launch it with ``geom = (a_offset, a_stride_batch, a_stride_m, a_stride_k,
+    b_offset, b_stride_batch, b_stride_k, b_stride_n)`` and ``grid[2] = batches``;
+    ``C`` is a contiguous ``(batches, M, N)`` array. See the module docstring.
+    """
+    key = (np.dtype(dtype), tiles)
+    if key not in _STRIDED_KERNELS:
+        if not strided_gemm_fits(tiles):
+            raise ValueError(f"the strided GEMM kernel does not support tiles {tiles}")
+        _STRIDED_KERNELS[key] = _build_strided_gemm_kernel(np.dtype(dtype), tiles)
+    return _STRIDED_KERNELS[key]
+
+
+def _build_strided_gemm_kernel(dtype, tiles):
+    """Compile-time constants for the strided kernel (as in ``_build_gemm_kernel``)."""
+    BM, BN, BK, TM, TN = tiles
+    THREADS_X, THREADS_Y = tiles.threads
+    THREADS = THREADS_X * THREADS_Y
+    A_ROW_STEP = THREADS // BK  # slab rows (m) one pass of the block's threads covers
+    B_ROW_STEP = THREADS // BN  # slab rows (k) likewise
+    A_LOADS = BM // A_ROW_STEP  # values of A each thread copies per k-step
+    B_LOADS = BK // B_ROW_STEP
+    A_TILE_SHAPE = (BK, BM + max(1, 32 // BK))  # padding: conflict-free stores, see above
+    B_TILE_SHAPE = (BK, BN)
+    value_type = numba.from_dtype(dtype)
+
+    @cuda.jit(device=True)
+    def load_slabs(a, b, a_next, b_next, a_src, b_src, a_row_step, b_row_step,
+                   a_rows_left, b_rows_left, a_k_ok, n_ok):
+        """Copy this thread's share of the next A and B slabs into registers (0 outside)."""
+        for r in range(A_LOADS):
+            inside = a_k_ok and r * A_ROW_STEP < a_rows_left
+            a_next[r] = a[a_src + r * a_row_step] if inside else 0
+        for r in range(B_LOADS):
+            inside = n_ok and r * B_ROW_STEP < b_rows_left
+            b_next[r] = b[b_src + r * b_row_step] if inside else 0
+
+    @cuda.jit
+    def gemm(a, b, c, geom, M, N, K):
+        a_tile = cuda.shared.array(A_TILE_SHAPE, value_type)
+        b_tile = cuda.shared.array(B_TILE_SHAPE, value_type)
+        acc = cuda.local.array((TM, TN), value_type)
+        a_frag = cuda.local.array(TM, value_type)
+        b_frag = cuda.local.array(TN, value_type)
+        a_next = cuda.local.array(A_LOADS, value_type)
+        b_next = cuda.local.array(B_LOADS, value_type)
+
+        tx = cuda.threadIdx.x
+        ty = cuda.threadIdx.y
+        tid = ty * THREADS_X + tx
+        row0 = cuda.blockIdx.y * BM
+        col0 = cuda.blockIdx.x * BN
+        batch = cuda.blockIdx.z
+        # This thread copies A[row0 + a_m + r * A_ROW_STEP, k0 + a_k] and
+        # B[k0 + b_k + r * B_ROW_STEP, col0 + b_n] for r = 0, 1, ... at every k-step.
+        a_k = tid % BK
+        a_m = tid // BK
+        b_n = tid % BN
+        b_k = tid // BN
+        a_src = geom[0] + batch * geom[1] + (row0 + a_m) * geom[2] + a_k * geom[3]
+        b_src = geom[4] + batch * geom[5] + b_k * geom[6] + (col0 + b_n) * geom[7]
+        a_row_step = A_ROW_STEP * geom[2]
+        b_row_step = B_ROW_STEP * geom[6]
+        a_k_step = BK * geom[3]  # how far the sources move per k-step
+        b_k_step = BK * geom[6]
+        a_rows_left = M - row0 - a_m  # rows r * A_ROW_STEP below this are inside A
+        n_ok = col0 + b_n < N
+
+        for i in range(TM):
+            for j in range(TN):
+                acc[i, j] = 0
+
+        load_slabs(a, b, a_next, b_next, a_src, b_src, a_row_step, b_row_step,
+                   a_rows_left, K - b_k, a_k < K, n_ok)
+        for k0 in range(0, K, BK):
+            for r in range(A_LOADS):
+                a_tile[a_k, a_m + r * A_ROW_STEP] = a_next[r]
+            for r in range(B_LOADS):
+                b_tile[b_k + r * B_ROW_STEP, b_n] = b_next[r]
+            cuda.syncthreads()
+            k1 = k0 + BK
+            if k1 < K:  # start fetching the next slabs; they arrive while we compute
+                a_src += a_k_step
+                b_src += b_k_step
+                load_slabs(a, b, a_next, b_next, a_src, b_src, a_row_step, b_row_step,
+                           a_rows_left, K - k1 - b_k, k1 + a_k < K, n_ok)
+            for kk in range(BK):
+                for i in range(TM):
+                    a_frag[i] = a_tile[kk, ty + i * THREADS_Y]
+                for j in range(TN):
+                    b_frag[j] = b_tile[kk, tx + j * THREADS_X]
+                for i in range(TM):
+                    for j in range(TN):
+                        acc[i, j] += a_frag[i] * b_frag[j]
+            cuda.syncthreads()  # the slabs are overwritten next step
+
+        c_base = batch * M * N
+        for i in range(TM):
+            m = row0 + ty + i * THREADS_Y
+            for j in range(TN):
+                n = col0 + tx + j * THREADS_X
+                if m < M and n < N:
+                    c[c_base + m * N + n] = acc[i, j]
+
+    return gemm
+
+
 def launch_gemm(kernel, tiles, a, b, c, geom, M, N, K, batches=1, splits=1, k_chunk=None):
     """Launch a GEMM kernel over an ``M x N`` output for each batch and K-split."""
     if M == 0 or N == 0 or batches == 0:
@@ -210,13 +350,15 @@ def _as_float_views(a, b):
     return [v if v.dtype == dtype else as_view(cast(v, dtype)) for v in views], dtype
 
 
-def batched_matmul(a, b, tiles: GemmTiles | None = None, out=None):
+def batched_matmul(a, b, tiles: GemmTiles | None = None, out=None, kernel: str | None = None):
     """``(B, n, k) @ (B, k, m) -> (B, n, m)`` in float32 or float64.
 
     Operands may be numpy arrays, contiguous device arrays or StridedViews (so a
     transposed or batch-broadcast operand, stride 0 on the batch axis, needs no copy).
     Host inputs give a host result, device inputs a device array. ``out``, if given,
     is a contiguous device array of the result's shape and dtype to write into.
+    ``kernel``: ``"strided"`` (the default where the tiles allow it) or ``"generic"``
+    (the index-function kernel that convolution uses), see the module docstring.
     """
     host = not (is_on_device(a) or is_on_device(b))
     (va, vb), dtype = _as_float_views(a, b)
@@ -229,22 +371,31 @@ def batched_matmul(a, b, tiles: GemmTiles | None = None, out=None):
     elif tuple(out.shape) != (batches, M, N) or np.dtype(out.dtype) != dtype:
         raise ValueError(f"out must be a {dtype} array of shape {(batches, M, N)}")
     tiles = tiles or choose_tiles(M, N, dtype)
-    geom = (va.offset, *va.strides, vb.offset, *vb.strides, M, N)
-    kernel = gemm_kernel(_matmul_a_index, _matmul_b_index, _matmul_c_index, dtype, tiles)
+    kernel = kernel or ("strided" if strided_gemm_fits(tiles) else "generic")
+    if kernel not in ("strided", "generic"):
+        raise ValueError(f"kernel must be 'strided' or 'generic', not {kernel!r}")
     if K == 0:  # an empty sum: all zeros
         full((batches, M, N), 0, dtype, out=out)
+    elif out.size and kernel == "strided":
+        geom = (va.offset, *va.strides, vb.offset, *vb.strides)
+        grid = ((N + tiles.bn - 1) // tiles.bn, (M + tiles.bm - 1) // tiles.bm, batches)
+        strided_gemm_kernel(dtype, tiles)[grid, tiles.threads](
+            va.storage, vb.storage, out.reshape((out.size,)), geom, M, N, K)
     elif out.size:
-        launch_gemm(kernel, tiles, va.storage, vb.storage, out.reshape((out.size,)), geom,
+        geom = (va.offset, *va.strides, vb.offset, *vb.strides, M, N)
+        generic = gemm_kernel(_matmul_a_index, _matmul_b_index, _matmul_c_index, dtype, tiles)
+        launch_gemm(generic, tiles, va.storage, vb.storage, out.reshape((out.size,)), geom,
                     M, N, K, batches=batches)
     return returned(out, host)
 
 
-def matmul(a, b, tiles: GemmTiles | None = None, out=None):
+def matmul(a, b, tiles: GemmTiles | None = None, out=None, kernel: str | None = None):
     """``(n, k) @ (k, m) -> (n, m)`` with the tiled shared-memory kernel (float32/float64).
 
     Also accepts stacks with numpy ``matmul`` broadcasting, e.g. ``(B, n, k) @ (k, m)``,
     and 1-D operands as numpy does. ``out``: an optional contiguous device array of the
-    result's shape to write into (saves an allocation in a loop).
+    result's shape to write into (saves an allocation in a loop). ``kernel``: as for
+    :func:`batched_matmul`.
     """
     host = not (is_on_device(a) or is_on_device(b))
     va, vb = as_view(a), as_view(b)
@@ -267,7 +418,7 @@ def matmul(a, b, tiles: GemmTiles | None = None, out=None):
             raise ValueError(f"out has shape {tuple(out.shape)}, the result has shape {shape}")
         batched_out = out.reshape((batches, va.shape[-2], vb.shape[-1]))
     result = batched_matmul(_stacked(va, stack, batches), _stacked(vb, stack, batches), tiles,
-                            out=batched_out)
+                            out=batched_out, kernel=kernel)
     return out if out is not None else returned(result.reshape(shape), host)
 
 

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# The one prepared command for a machine with a real NVIDIA GPU (issue 8, docs/cuda.md).
+#
+#   bash benchmarks/gpu_checks.sh            # results and logs in benchmarks/results/gpu/
+#   OUT=/some/dir bash benchmarks/gpu_checks.sh
+#
+# 1. prints the GPU, driver and package versions Numba sees;
+# 2. runs benchmarks/bench_cuda.py with the tile sweep (matmul vs cuBLAS, conv vs cuDNN,
+#    training steps GPU vs CPU), at most ~5 minutes;
+# 3. runs the CUDA test suite for real, without the simulator (pytest -m cuda tests/cuda),
+#    in parallel processes when pytest-xdist is installed.
+# It uses the machine's own python3 with numpy, numba and numba-cuda already installed
+# (torch or cupy for the reference timings) and the package from this checkout via
+# PYTHONPATH, so nothing is installed. Each step has a time limit so that the whole
+# script stays under 10 minutes; a failing step does not stop the next one.
+set -u
+cd "$(dirname "$0")/.."
+OUT_DIR=${OUT:-benchmarks/results/gpu}
+PY=${PYTHON:-python3}
+mkdir -p "$OUT_DIR"
+unset NUMBA_ENABLE_CUDASIM
+export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+status=0
+
+echo "== GPU and versions"
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>&1 | head -3
+timeout 60 "$PY" - <<'EOF' 2>&1 | tee "$OUT_DIR/versions.log"
+import importlib.metadata as metadata
+import platform
+
+print("python", platform.python_version())
+for package in ("numpy", "numba", "numba-cuda", "torch", "hypothesis", "pytest", "pytest-xdist"):
+    try:
+        print(package, metadata.version(package))
+    except metadata.PackageNotFoundError:
+        print(package, "not installed")
+from numba import cuda
+
+print("numba.cuda.is_available():", cuda.is_available())
+cuda.detect()
+EOF
+
+echo "== bench_cuda.py --sweep"
+timeout 360 "$PY" benchmarks/bench_cuda.py --sweep --output "$OUT_DIR/cuda.json" 2>&1 \
+    | tee "$OUT_DIR/bench_cuda.log"
+[ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+
+echo "== CUDA test suite on the GPU (no simulator)"
+parallel=()
+if "$PY" -c "import xdist" 2>/dev/null; then
+    parallel=(-n 8)
+fi
+timeout 240 "$PY" -m pytest -m cuda tests/cuda -q -p no:cacheprovider "${parallel[@]}" \
+    --durations=10 2>&1 | tee "$OUT_DIR/tests_cuda.log"
+[ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+
+echo "== done (status $status); logs and JSON in $OUT_DIR"
+exit $status
