@@ -41,7 +41,7 @@ cuda.detect()
 EOF
 
 echo "== bench_cuda.py --sweep"
-timeout 360 "$PY" benchmarks/bench_cuda.py --sweep --output "$OUT_DIR/cuda.json" 2>&1 \
+timeout 300 "$PY" benchmarks/bench_cuda.py --sweep --output "$OUT_DIR/cuda.json" 2>&1 \
     | tee "$OUT_DIR/bench_cuda.log"
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 
@@ -50,7 +50,7 @@ parallel=()
 if "$PY" -c "import xdist" 2>/dev/null; then
     parallel=(-n 8)
 fi
-timeout 240 "$PY" -m pytest -m cuda tests/cuda -q -p no:cacheprovider "${parallel[@]}" \
+timeout 220 "$PY" -m pytest -m cuda tests/cuda -q -p no:cacheprovider "${parallel[@]}" \
     --durations=10 2>&1 | tee "$OUT_DIR/tests_cuda.log"
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 
