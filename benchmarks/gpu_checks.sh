@@ -7,8 +7,13 @@
 # 1. prints the GPU, driver and package versions Numba sees;
 # 2. runs benchmarks/bench_cuda.py with the tile sweep (matmul vs cuBLAS, conv vs cuDNN,
 #    training steps GPU vs CPU), at most ~5 minutes;
-# 3. runs the CUDA test suite for real, without the simulator (pytest -m cuda tests/cuda),
+# 3. profiles the host side of a GPU training step (profile_cuda_step.py), with the
+#    caching allocator and with Numba's own, for comparison;
+# 4. runs the CUDA test suite for real, without the simulator (pytest -m cuda tests/cuda),
 #    in parallel processes when pytest-xdist is installed.
+# numba-cuda 0.30 needs numpy < 2.5 (it uses np.row_stack, removed in numpy 2.5); where
+# the machine's numpy is newer, install numpy 2.4 first (e.g. from a carried wheel, as
+# the device tool's README describes, into a directory on PYTHONPATH).
 # It uses the machine's own python3 with numpy, numba and numba-cuda already installed
 # (torch or cupy for the reference timings) and the package from this checkout via
 # PYTHONPATH, so nothing is installed. Each step has a time limit so that the whole
@@ -41,16 +46,23 @@ cuda.detect()
 EOF
 
 echo "== bench_cuda.py --sweep"
-timeout 300 "$PY" benchmarks/bench_cuda.py --sweep --output "$OUT_DIR/cuda.json" 2>&1 \
+timeout 270 "$PY" benchmarks/bench_cuda.py --sweep --output "$OUT_DIR/cuda.json" 2>&1 \
     | tee "$OUT_DIR/bench_cuda.log"
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+
+echo "== host cost of a GPU training step (profile_cuda_step.py)"
+timeout 90 "$PY" benchmarks/profile_cuda_step.py 2>&1 | tee "$OUT_DIR/profile_cuda_step.log"
+echo "== the same building blocks with Numba's own allocator, for comparison"
+TINYGRAD_LITE_CUDA_ALLOCATOR=numba timeout 60 "$PY" benchmarks/profile_cuda_step.py --top 0 \
+    2>&1 | grep -v "^ *[0-9]* function calls\|^$\|Ordered by\|ncalls" \
+    | tee "$OUT_DIR/profile_numba_allocator.log"
 
 echo "== CUDA test suite on the GPU (no simulator)"
 parallel=()
 if "$PY" -c "import xdist" 2>/dev/null; then
     parallel=(-n 8)
 fi
-timeout 220 "$PY" -m pytest -m cuda tests/cuda -q -p no:cacheprovider "${parallel[@]}" \
+timeout 150 "$PY" -m pytest -m cuda tests/cuda -q -p no:cacheprovider "${parallel[@]}" \
     --durations=10 2>&1 | tee "$OUT_DIR/tests_cuda.log"
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 

@@ -25,3 +25,21 @@ def is_available() -> bool:
         return bool(config.ENABLE_CUDASIM) or bool(cuda.is_available())
     except Exception:  # a broken driver install must read as "no GPU", not crash
         return False
+
+
+def empty_cache() -> int:
+    """Free the GPU blocks that the caching allocator keeps for reuse (bytes released).
+
+    Like ``torch.cuda.empty_cache()``: memory of arrays still alive stays in use.
+    """
+    from .kernels.cuda import memory
+
+    return memory.empty_cache()
+
+
+def memory_stats() -> dict:
+    """``allocated_bytes`` (live arrays), ``cached_bytes`` (kept for reuse), ``reused``
+    and ``cuda_allocs`` (requests served from the cache / by the driver)."""
+    from .kernels.cuda import memory
+
+    return memory.memory_stats()

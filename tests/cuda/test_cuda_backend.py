@@ -5,6 +5,8 @@ Runs on a GPU or in the Numba CUDA simulator (``NUMBA_ENABLE_CUDASIM=1``); shape
 tiny because the simulator runs every CUDA thread as a Python thread.
 """
 
+import os
+
 import numpy as np
 import pytest
 
@@ -512,3 +514,27 @@ def test_gradients_of_gradients_match_the_cpu(name):
         results[device] = (x.grad.numpy(), w.grad.numpy())
     for cpu, gpu in zip(results["cpu"], results["cuda"]):
         np.testing.assert_allclose(gpu, cpu, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.skipif(os.environ.get("NUMBA_ENABLE_CUDASIM") == "1",
+                    reason="the simulator has no memory managers")
+def test_caching_allocator_reuses_blocks_on_a_real_gpu():
+    """Dropped device arrays go back to the cache and serve the next request of their size."""
+    import gc
+
+    from numba import cuda
+
+    import tinygrad_lite.kernels.cuda as K
+
+    assert type(cuda.current_context().memory_manager).__name__ == "CachingMemoryManager"
+    data = np.arange(1000, dtype=np.float32)
+    first = cuda.to_device(data)
+    del first
+    gc.collect()
+    before = K.memory_stats()
+    second = cuda.to_device(data[::-1].copy())  # same size: must come from the cache
+    after = K.memory_stats()
+    assert after["reused"] == before["reused"] + 1
+    assert after["cuda_allocs"] == before["cuda_allocs"]
+    assert np.array_equal(second.copy_to_host(), data[::-1])  # the reused block holds new data
+    assert tl.cuda.empty_cache() >= 0

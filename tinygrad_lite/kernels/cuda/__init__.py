@@ -19,9 +19,11 @@ Modules, in reading order:
 * :mod:`.reductions`: sum / max / min over any axes, argmax / argmin;
 * :mod:`.indexing`: gather, scatter_add, getitem / setitem, pad, concatenate;
 * :mod:`.gemm`: the tiled shared-memory matrix multiply;
-* :mod:`.conv`: convolution as implicit GEMM; :mod:`.pool`: max and average pooling.
+* :mod:`.conv`: convolution as implicit GEMM; :mod:`.pool`: max and average pooling;
+* :mod:`.memory`: the caching allocator for device memory, installed on import.
 """
 
+from . import memory
 from .common import is_available
 from .conv import conv2d, conv2d_backward_input, conv2d_backward_weight
 from .elementwise import (
@@ -70,6 +72,7 @@ from .indexing import (
     scatter_add,
     setitem,
 )
+from .memory import empty_cache, memory_stats
 from .pool import avg_pool2d, avg_pool2d_backward, max_pool2d, max_pool2d_backward
 from .reductions import argmax, argmin, reduce, reduce_kernel, reduce_max, reduce_min, reduce_sum
 from .views import (
@@ -83,14 +86,17 @@ from .views import (
 )
 
 __all__ = [
-    "BINARY", "UNARY", "GemmTiles", "StridedView",
-    "abs_", "add", "argmax", "argmin", "as_view", "avg_pool2d", "avg_pool2d_backward",
-    "basic_index", "batched_matmul", "cast", "concatenate", "contiguous", "conv2d",
-    "conv2d_backward_input", "conv2d_backward_weight", "copy_strided", "cos", "div", "eq",
-    "exp", "expand", "flat_indices", "full", "gather", "ge", "getitem", "gt",
-    "is_available", "le", "log", "lt", "map_kernel", "matmul", "max_pool2d",
-    "max_pool2d_backward", "maximum", "minimum", "mul", "ne", "neg", "pad", "permute",
-    "pow_", "reduce", "reduce_kernel", "reduce_max", "reduce_min", "reduce_sum", "relu",
-    "reshape_view", "scatter_add", "setitem", "sigmoid", "sign", "sin", "sqrt", "sub",
-    "tanh", "to_device", "where", "zeros", "zip_kernel",
+    "BINARY", "GemmTiles", "StridedView", "UNARY", "abs_", "add", "argmax", "argmin", "as_view",
+    "avg_pool2d", "avg_pool2d_backward", "basic_index", "batched_matmul", "cast", "concatenate",
+    "contiguous", "conv2d", "conv2d_backward_input", "conv2d_backward_weight", "copy_strided",
+    "cos", "div", "empty_cache", "eq", "exp", "expand", "flat_indices", "full", "gather", "ge",
+    "getitem", "gt", "is_available", "le", "log", "lt", "map_kernel", "matmul", "max_pool2d",
+    "max_pool2d_backward", "maximum", "memory_stats", "minimum", "mul", "ne", "neg", "pad",
+    "permute", "pow_", "reduce", "reduce_kernel", "reduce_max", "reduce_min", "reduce_sum", "relu",
+    "reshape_view", "scatter_add", "setitem", "sigmoid", "sign", "sin", "sqrt", "sub", "tanh",
+    "to_device", "where", "zeros", "zip_kernel",
 ]
+
+# Importing numba.cuda creates no CUDA context; the first kernel launch or device array
+# does. So the allocator installed here is the one that context gets (see .memory).
+memory.install()

@@ -46,10 +46,15 @@ def flat_indices(shape, key) -> np.ndarray:
 
 
 def _index_array(indices, size):
-    """Indices as a contiguous int64 device array; host indices are bounds-checked first."""
+    """Indices as a contiguous int64 device array; host indices are bounds-checked first.
+
+    numpy's mixed indexing can return a Fortran-ordered answer (``a[1:, [0, 2]]`` does);
+    a device array keeps that layout and reshaping it to 1-D would reorder the
+    elements, so the host array is made C-contiguous before the transfer.
+    """
     if is_on_device(indices):
         return to_device(indices)
-    indices = np.asarray(indices, dtype=np.int64)
+    indices = np.asarray(indices, dtype=np.int64, order="C")  # (ascontiguousarray makes 0-d 1-d)
     if indices.size and (indices.min() < 0 or indices.max() >= size):
         raise IndexError(f"flat index out of range for an array of {size} elements")
     return cuda.to_device(indices)
