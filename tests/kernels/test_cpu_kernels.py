@@ -158,8 +158,25 @@ def test_conv2d_and_backwards_match_reference(case, kind):
     x, w = random_array(seed, x_shape, dtype), random_array(seed + 1, w_shape, dtype)
     out = ref.conv2d(x, w, stride, padding)
     grad_out = random_array(seed + 2, out.shape, dtype)
-    with gemm_kernel(kind):  # the forward pass picks its GEMM by C*KH*KW vs SHORT_K
+    with gemm_kernel(kind):  # matmul-style shape rules must not matter to the conv
         assert_close(cpu.conv2d(x, w, stride, padding), out)
+    assert_close(cpu.conv2d_backward_input(grad_out, w, x_shape, stride, padding),
+                 ref.conv2d_backward_input(grad_out, w, x_shape, stride, padding))
+    assert_close(cpu.conv2d_backward_weight(grad_out, x, w_shape, stride, padding),
+                 ref.conv2d_backward_weight(grad_out, x, w_shape, stride, padding))
+
+
+@EXAMPLES
+@given(case=conv_cases(), filters=st.integers(8, 19), batch=st.integers(1, 6))
+def test_conv2d_with_eight_row_blocks_matches_reference(case, filters, batch):
+    """Enough filters (and taps) for the GEMMs' 8-row blocks plus their 2- and 1-row
+    remainders, on the batch-innermost (CHWN) patch matrices."""
+    x_shape, w_shape, stride, padding, dtype, seed = case
+    x_shape, w_shape = (batch,) + x_shape[1:], (filters,) + w_shape[1:]
+    x, w = random_array(seed, x_shape, dtype), random_array(seed + 1, w_shape, dtype)
+    out = ref.conv2d(x, w, stride, padding)
+    grad_out = random_array(seed + 2, out.shape, dtype)
+    assert_close(cpu.conv2d(x, w, stride, padding), out)
     assert_close(cpu.conv2d_backward_input(grad_out, w, x_shape, stride, padding),
                  ref.conv2d_backward_input(grad_out, w, x_shape, stride, padding))
     assert_close(cpu.conv2d_backward_weight(grad_out, x, w_shape, stride, padding),

@@ -56,7 +56,9 @@ def test_import_does_not_load_numba():
 
 MATMUL_SHAPES = [((7, 5), (5, 9)), ((65, 70), (70, 3)), ((3, 4, 6), (3, 6, 2)),
                  ((2, 2, 3, 4), (2, 2, 4, 5)), ((5,), (5, 3)), ((2, 3, 4), (4, 2)),
-                 ((0, 3), (3, 2))]
+                 ((0, 3), (3, 2)),
+                 # above SMALL_MATMUL_FLOPS: these run on the Numba kernels
+                 ((130, 140), (140, 150)), ((2, 100, 120), (2, 120, 110))]
 
 
 @pytest.mark.parametrize("shape_a, shape_b", MATMUL_SHAPES)
