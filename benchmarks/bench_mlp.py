@@ -224,9 +224,10 @@ def _run(args) -> dict:
             ("scikit-learn MLPClassifier", "float64", lambda: run_sklearn(data, epochs))]
     torch = torch_or_none()
     if torch is not None:
-        runs.append((f"PyTorch {torch.__version__} ({torch.get_num_threads()} threads)",
+        threads = torch.get_num_threads()
+        runs.append((f"PyTorch {torch.__version__} ({threads} thread{'s' if threads > 1 else ''})",
                      "float32", lambda: run_torch(data, epochs)))
-        if torch.get_num_threads() != 1:
+        if threads != 1:
             runs.append((f"PyTorch {torch.__version__} (1 thread)", "float32",
                          lambda: run_torch(data, epochs, threads=1)))
 

@@ -17,6 +17,7 @@ epoch, so ``tl.manual_seed(n)`` makes the whole sequence of batches reproducible
 import numpy as np
 
 from tinygrad_lite.autograd.tensor import Tensor
+from tinygrad_lite.backend import get_backend
 from tinygrad_lite.backend.random import get_rng
 
 
@@ -102,21 +103,43 @@ class DataLoader:
             order = get_rng().permutation(n_samples)
         else:
             order = np.arange(n_samples)
+        plain = _is_plain_tensor_dataset(self.dataset)
+        backend = get_backend("cpu")
         for batch_number in range(len(self)):
             start = batch_number * self.batch_size
             indices = order[start:start + self.batch_size]
-            yield tuple(Tensor(field) for field in self._fetch(indices))
+            yield self._gather(indices, backend) if plain else self._collate(indices)
 
-    def _fetch(self, indices):
-        """The numpy arrays of one batch, one per field."""
-        if _is_plain_tensor_dataset(self.dataset):
-            # Fancy indexing gathers all rows of the batch in one numpy call per array.
-            return tuple(np.ascontiguousarray(array[indices]) for array in self.dataset.arrays)
-        return _collate([self.dataset[int(i)] for i in indices])
+    def _gather(self, indices, backend):
+        """A batch of a plain TensorDataset: one ``take`` of the rows per array.
+
+        ``take`` gathers the rows into a new C-contiguous array in one numpy call (a
+        fancy index ``array[indices]`` does the same work with more dispatch); the new
+        array belongs to nobody else, so the Tensor wraps it without another copy.
+        """
+        return tuple([_batch_tensor(array.take(indices, axis=0), backend)
+                      for array in self.dataset.arrays])
+
+    def _collate(self, indices):
+        """A batch of any other dataset: one ``__getitem__`` per sample, then stacked."""
+        fields = _collate([self.dataset[int(i)] for i in indices])
+        return tuple(Tensor(field) for field in fields)
 
     def __repr__(self):
         return (f"DataLoader({self.dataset!r}, batch_size={self.batch_size}, "
                 f"shuffle={self.shuffle}, drop_last={self.drop_last})")
+
+
+def _batch_tensor(array, backend):
+    """A Tensor on the CPU ``backend`` around a freshly gathered numpy array, no copy.
+
+    ``Tensor(array)`` would copy (a Tensor must not share memory with the user's
+    array); a batch array is new and nobody else holds it. Arrays of a dtype a Tensor
+    cannot hold go through ``Tensor`` for its error message.
+    """
+    if array.dtype.kind not in "biufc":
+        return Tensor(array)
+    return Tensor._make(backend.from_host(array), backend)
 
 
 def _is_plain_tensor_dataset(dataset):

@@ -5,7 +5,7 @@ of micrograd: ``c = a * b + a`` builds a small graph, ``c.backward()`` fills in
 ``a.grad`` and ``b.grad``. Unlike a stand-alone toy, it has no backward loop of its
 own. Every operation is a :class:`tinygrad_lite.Function` (forward and backward side by
 side), and ``backward`` runs :func:`tinygrad_lite.autograd.engine.run_backward`, the
-*same* topological sort and chain-rule loop that ``Tensor.backward`` uses. What you
+*same* reverse-order sweep and chain-rule loop that ``Tensor.backward`` uses. What you
 learn on scalars is exactly what runs on tensors.
 
     >>> from tinygrad_lite.teach import Scalar

@@ -40,6 +40,7 @@ Conventions (all documented again on the functions):
 
 from __future__ import annotations
 
+import gc
 import math
 import sys
 
@@ -367,11 +368,15 @@ def fit(model, loss_fn, optimizer, train_data, epochs: int = 1, batch_size: int 
         from .nn.utils import clip_grad_norm_ as clip
 
     dtype, device = _model_dtype_device(model)
+    # The loader fit builds from (X, y) arrays already yields CPU batches whose floats
+    # have the model's dtype: nothing to cast or move per batch on the CPU.
+    prepare = isinstance(train_data, DataLoader) or device != "cpu"
     steps = len(train_loader)
     history = History({"epochs": epochs, "steps": steps,
                        "batch_size": getattr(train_loader, "batch_size", batch_size)})
     was_training = model.training
     width = len(str(epochs))
+    collecting = gc.isenabled()
     try:
         for epoch in range(epochs):
             model.train()
@@ -379,14 +384,23 @@ def fit(model, loss_fn, optimizer, train_data, epochs: int = 1, batch_size: int 
             bar = _progress_bar(progress, steps, f"Epoch {epoch + 1:{width}d}/{epochs}")
             for batch in train_loader:
                 xb, yb = _unpack(batch, name)
-                xb, yb = _prepare(xb, dtype, device), _prepare(yb, dtype, device)
-                optimizer.zero_grad()
-                output = model(xb)
-                loss = _scalar_loss(loss_fn(output, yb), name)
-                loss.backward()
-                if clip is not None:
-                    clip(model.parameters(), clip_grad_norm)
-                optimizer.step()
+                if prepare:
+                    xb, yb = _prepare(xb, dtype, device), _prepare(yb, dtype, device)
+                # A step builds a graph of many objects that reference counting frees
+                # when the step ends; a cyclic-GC pass in the middle of the step would
+                # walk that whole live graph for nothing. Collect between steps instead.
+                gc.disable()
+                try:
+                    optimizer.zero_grad()
+                    output = model(xb)
+                    loss = _scalar_loss(loss_fn(output, yb), name)
+                    loss.backward()
+                    if clip is not None:
+                        clip(model.parameters(), clip_grad_norm)
+                    optimizer.step()
+                finally:
+                    if collecting:
+                        gc.enable()
                 acc.add(loss.item(), output.detach() if metrics else None, yb, len(xb))
                 if bar is not None:
                     bar.set_postfix(_format_logs(acc.logs()), refresh=False)

@@ -1,4 +1,4 @@
-"""The backward pass: topological sort, then the chain rule node by node.
+"""The backward pass: the chain rule node by node, in reverse creation order.
 
 For a graph ``x -> f -> y -> g -> loss`` reverse mode computes the gradient of one
 output with respect to every input in a single sweep: starting from
@@ -7,52 +7,23 @@ turns the gradient of its outputs into gradients of its inputs with its
 ``backward`` (one vector-Jacobian product). Gradients reaching a tensor along
 several paths are summed: that is the multivariable chain rule.
 
-The sort is iterative (an explicit stack), so graphs millions of nodes deep, such as
-a long unrolled loop, never hit Python's recursion limit. Broadcasting is undone in
-one place, here: a gradient is summed back to its input's shape and cast to its
-input's dtype, so no op's backward has to.
+The order needs no graph search: every node carries a sequence number from its
+creation (``Function._seq``), and a node is always created after the nodes of its
+inputs. Running the nodes from the largest number down therefore runs every node
+after all of its consumers, once all of its output gradients are complete. The
+engine keeps the nodes it has reached in a heap (a priority queue) keyed on that
+number; the sweep is iterative, so graphs millions of nodes deep, such as a long
+unrolled loop, never hit Python's recursion limit. Broadcasting is undone in one
+place, here: a gradient is summed back to its input's shape and cast to its input's
+dtype, so no op's backward has to.
 """
 
 from __future__ import annotations
 
 import gc
+from heapq import heappop, heappush
 
 from .mode import state
-
-
-def _topological_order(roots) -> list:
-    """Nodes reachable from ``roots``, every node after all nodes that consume it.
-
-    An iterative depth-first search: a node is appended once everything it depends on
-    has been appended (post-order), and the reversed list is then a valid order in
-    which to run backward. A node is marked visited when it is *expanded*, not when it
-    is pushed, so a node reachable along two paths is still placed after both.
-    """
-    order, visited = [], set()
-    stack = [(root, False) for root in reversed(roots) if root is not None]
-    while stack:
-        node, expanded = stack.pop()
-        if expanded:
-            order.append(node)
-            continue
-        if id(node) in visited:
-            continue
-        visited.add(id(node))
-        stack.append((node, True))
-        for tensor in node.inputs or ():
-            parent = getattr(tensor, "_node", None)
-            if parent is not None and id(parent) not in visited:
-                stack.append((parent, False))
-    order.reverse()  # post-order reversed: consumers come before producers
-    return order
-
-
-def _accumulate(store: dict, key, tensor, grad) -> None:
-    entry = store.get(key)
-    if entry is None:
-        store[key] = [tensor, grad]
-    else:
-        entry[1] = entry[1] + grad
 
 
 def _fit_to_input(grad, tensor, node):
@@ -95,6 +66,53 @@ def _seed_gradient(tensor, gradient):
     return gradient
 
 
+class _Sweep:
+    """The book-keeping of one backward pass.
+
+    ``pending`` maps the sequence number of every node reached so far to the gradients
+    of its outputs received so far (``{output index: [output, gradient]}``); ``heap``
+    holds the same nodes as ``(-number, node)``, so ``heappop`` returns the newest one. Leaves
+    collect their gradients in ``leaves``: ``id(leaf) -> [leaf, gradient, owned]``,
+    where ``owned`` says that nothing else references the gradient's array.
+    """
+
+    __slots__ = ("pending", "heap", "leaves")
+
+    def __init__(self):
+        self.pending: dict = {}
+        self.heap: list = []
+        self.leaves: dict = {}
+
+    def reach(self, node) -> dict:
+        """The gradient slot of ``node``, queueing the node the first time it is reached."""
+        slot = self.pending.get(node._seq)
+        if slot is None:
+            slot = self.pending[node._seq] = {}
+            heappush(self.heap, (-node._seq, node))
+        return slot
+
+    def add_leaf(self, leaf, grad, owned: bool) -> None:
+        entry = self.leaves.get(id(leaf))
+        if entry is None:
+            self.leaves[id(leaf)] = [leaf, grad, owned]
+        else:  # a sum is a new array, owned by nobody else
+            entry[1] = entry[1] + grad
+            entry[2] = True
+
+
+def _add(slot: dict, tensor, grad) -> None:
+    """Accumulate ``grad`` for the node output ``tensor`` (the chain rule's sum).
+
+    The slot keeps ``tensor`` itself too: a node that saved its own output holds it
+    only weakly, and this reference keeps it alive until the node's backward has run.
+    """
+    entry = slot.get(tensor._out_index)
+    if entry is None:
+        slot[tensor._out_index] = [tensor, grad]
+    else:
+        entry[1] = entry[1] + grad
+
+
 def run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs=None):
     """Propagate ``grad_outputs`` from ``outputs`` back through the graph.
 
@@ -104,8 +122,7 @@ def run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs=None)
     """
     if retain_graph is None:
         retain_graph = create_graph
-    node_grads: dict = {}   # id(node) -> {output index: [tensor, grad]}
-    leaf_grads: dict = {}   # id(leaf) -> [leaf, grad]
+    sweep = _Sweep()
     wanted = None if inputs is None else {id(t): None for t in inputs}
 
     previous_mode = state.grad_enabled
@@ -116,7 +133,6 @@ def run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs=None)
     collecting = gc.isenabled()
     gc.disable()
     try:
-        roots = []
         for tensor, gradient in zip(outputs, grad_outputs):
             if not tensor._requires_grad:
                 raise RuntimeError(
@@ -125,57 +141,39 @@ def run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs=None)
                     "requires_grad=True on the inputs?)")
             seed = _seed_gradient(tensor, gradient)
             if tensor._node is None:
-                _accumulate(leaf_grads, id(tensor), tensor, seed)
+                sweep.add_leaf(tensor, seed, False)
             else:
-                slot = node_grads.setdefault(id(tensor._node), {})
-                _accumulate(slot, tensor._out_index, tensor, seed)
-                roots.append(tensor._node)
+                _add(sweep.reach(tensor._node), tensor, seed)
 
-        for node in _topological_order(roots):
-            if node._freed or node.inputs is None:
+        heap, pending = sweep.heap, sweep.pending
+        while heap:
+            node = heappop(heap)[1]
+            slot = pending.pop(node._seq)
+            if node.inputs is None:  # freed by an earlier backward
                 raise RuntimeError(
                     f"Trying to backward through the graph of {type(node).__name__} a second "
                     "time, after its saved tensors were freed. Pass retain_graph=True to the "
                     "first backward() if you need to backward through it again.")
-            slot = node_grads.pop(id(node), None)
-            if not slot:  # no gradient flows into this node (a backward returned None)
-                if not retain_graph:
-                    node._free()
-                continue
-            grads = _output_gradients(node, slot, wanted)
-            if state.anomaly_enabled:
-                input_grads = _backward_checking_anomalies(node, grads)
-            else:
-                input_grads = node.backward(node, *grads)
-            if not isinstance(input_grads, tuple):
-                input_grads = (input_grads,)
-            if len(input_grads) != len(node.inputs):
-                raise RuntimeError(
-                    f"{type(node).__name__}.backward returned {len(input_grads)} gradients "
-                    f"for {len(node.inputs)} inputs")
-            for tensor, needs, grad in zip(node.inputs, node.needs_input_grad, input_grads):
-                if not needs or grad is None:
-                    continue
-                grad = _fit_to_input(grad, tensor, node)
-                if tensor._node is not None:
-                    slot = node_grads.setdefault(id(tensor._node), {})
-                    _accumulate(slot, tensor._out_index, tensor, grad)
-                else:
-                    _accumulate(leaf_grads, id(tensor), tensor, grad)
+            if slot:
+                _backward_node(node, slot, sweep, wanted, create_graph)
+            else:  # no gradient flows into this node (a backward returned None): only
+                _reach_inputs(node, sweep)  # keep visiting, so the whole graph is freed
             if not retain_graph:
                 node._free()
 
-        for leaf, grad in leaf_grads.values():
+        for leaf, grad, owned in sweep.leaves.values():
             if leaf._hooks:
                 grad = _run_hooks(leaf, grad)
+                owned = False  # a hook may keep a reference to what it returned
             if wanted is not None:
                 if id(leaf) in wanted:
                     wanted[id(leaf)] = grad
             elif leaf.grad is None:
-                # A fresh array: backward results can be views shared between inputs
-                # (add passes one gradient to both sides), and .grad may be changed in
-                # place later (clip_grad_norm_), which must not touch a neighbour's.
-                leaf.grad = grad if create_graph else grad._private_copy()
+                # A gradient that may be shared (backward results can be views shared
+                # between inputs: add passes one gradient to both sides) is copied, since
+                # .grad may be changed in place later (clip_grad_norm_), which must not
+                # touch a neighbour's.
+                leaf.grad = grad if create_graph or owned else grad._private_copy()
             else:
                 leaf.grad = leaf.grad + grad if create_graph else (leaf.grad + grad).detach()
     finally:
@@ -185,23 +183,65 @@ def run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs=None)
     return wanted
 
 
+def _backward_node(node, slot: dict, sweep: _Sweep, wanted, create_graph: bool) -> None:
+    """Run one node's backward and hand each input its gradient."""
+    if len(slot) == 1 and len(node.outputs) == 1 and wanted is None:
+        out, grad = slot[0]  # the usual case: one output, no hooks, no retain_grad
+        grads = (grad,) if out._hooks is None and not out._retains_grad \
+            else _output_gradients(node, slot, wanted)
+    else:
+        grads = _output_gradients(node, slot, wanted)
+    if state.anomaly_enabled:
+        input_grads = _backward_checking_anomalies(node, grads)
+    else:
+        input_grads = node.backward(node, *grads)
+    if not isinstance(input_grads, tuple):
+        input_grads = (input_grads,)
+    if len(input_grads) != len(node.inputs):
+        raise RuntimeError(
+            f"{type(node).__name__}.backward returned {len(input_grads)} gradients "
+            f"for {len(node.inputs)} inputs")
+    owned = node.fresh_gradients and not create_graph
+    for tensor, needs, grad in zip(node.inputs, node.needs_input_grad, input_grads):
+        if not needs:  # (an input without requires_grad has no node either)
+            continue
+        if grad is not None:
+            # the common case, a gradient of the input's own shape and dtype, is checked
+            # here, without a call
+            data, target = grad.data, tensor.data
+            if data.shape != target.shape or data.dtype != target.dtype:
+                grad = _fit_to_input(grad, tensor, node)
+        parent = tensor._node
+        if parent is not None:
+            slot = sweep.reach(parent)
+            if grad is not None:
+                _add(slot, tensor, grad)
+        elif grad is not None:
+            sweep.add_leaf(tensor, grad, owned)
+
+
+def _reach_inputs(node, sweep: _Sweep) -> None:
+    """Queue the nodes of ``node``'s inputs without giving them a gradient."""
+    for tensor, needs in zip(node.inputs, node.needs_input_grad):
+        if needs and tensor._node is not None:
+            sweep.reach(tensor._node)
+
+
 def _output_gradients(node, slot: dict, wanted) -> list:
     """The gradient of each output of ``node``; hooks and retain_grad applied."""
     grads = []
-    for index, out_ref in enumerate(node.outputs):
+    for index in range(len(node.outputs)):
         entry = slot.get(index)
-        out = out_ref()
         if entry is None:  # an unused output of a multi-output op gets zeros
             grads.append(node._zero_output_gradient(index))
             continue
-        grad = entry[1]
-        if out is not None:
-            if out._hooks:
-                grad = _run_hooks(out, grad)
-            if wanted is not None and id(out) in wanted:
-                wanted[id(out)] = grad
-            if out._retains_grad and wanted is None:
-                out.grad = grad if out.grad is None else out.grad + grad
+        out, grad = entry
+        if out._hooks:
+            grad = _run_hooks(out, grad)
+        if wanted is not None and id(out) in wanted:
+            wanted[id(out)] = grad
+        if out._retains_grad and wanted is None:
+            out.grad = grad if out.grad is None else out.grad + grad
         grads.append(grad)
     return grads
 

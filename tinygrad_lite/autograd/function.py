@@ -24,25 +24,39 @@ is all ``create_graph=True`` needs for gradients of gradients.
 
 from __future__ import annotations
 
+import itertools
 import os
 import traceback
 import weakref
 
 from .mode import state
 
+# Every recorded node takes the next number. A node's inputs existed before it was
+# recorded, so a node's number is larger than the numbers of all nodes it depends on:
+# visiting nodes from the largest number down is a valid order for backward
+# (engine.py), and no graph search is needed to find it.
+_sequence = itertools.count()
+
 
 class Function:
     """Base class of every op; an instance is the ``ctx`` and the graph node."""
 
     # Filled in by apply(). Slots keep each node small: a long unrolled graph has many.
-    __slots__ = ("inputs", "needs_input_grad", "_saved", "_saved_versions", "outputs",
-                 "_freed", "source", "__dict__", "__weakref__")
+    __slots__ = ("inputs", "needs_input_grad", "outputs", "_seq", "__dict__", "__weakref__")
 
-    def __init__(self):
-        self._saved = ()
-        self._saved_versions = ()
-        self._freed = False
-        self.source = None
+    # Defaults, read from the class until an instance sets its own: no __init__ needs
+    # to run for every node.
+    _saved = ()            # what forward saved (save_for_backward)
+    _saved_versions = ()   # their version counters at that moment
+    _saved_at = 0          # and state.inplace_count at that moment
+    _freed = False         # True once backward has released the saved tensors
+    source = None          # the user's source line, recorded under detect_anomaly
+
+    #: Set to True by ops whose ``backward`` (without ``create_graph``) returns only
+    #: freshly allocated gradients that nothing else references. The engine may then
+    #: store such a gradient in a leaf's ``.grad`` as it is instead of copying it first
+    #: (a shared gradient must be copied: ``.grad`` may later be changed in place).
+    fresh_gradients = False
 
     # ---------------------------------------------------------------- user API
     @staticmethod
@@ -56,7 +70,8 @@ class Function:
     def save_for_backward(self, *tensors) -> None:
         """Keep tensors for backward; later in-place changes to them are detected."""
         self._saved = tensors
-        self._saved_versions = [_version_of(t) for t in tensors]
+        self._saved_versions = tuple([_version_of(t) for t in tensors])
+        self._saved_at = state.inplace_count
 
     @property
     def saved_tensors(self) -> tuple:
@@ -66,15 +81,20 @@ class Function:
                 "its saved tensors were freed after the first backward. Pass "
                 "retain_graph=True to the first backward() if you need to call it twice.")
         tensors = tuple([t() if type(t) is weakref.ref else t for t in self._saved])
+        if state.inplace_count != self._saved_at:  # something changed in place since:
+            self._check_versions(tensors)          # was it one of ours?
+        return tensors
+
+    def _check_versions(self, tensors) -> None:
+        """Raise if a saved tensor's version moved since ``save_for_backward``."""
         for tensor, version in zip(tensors, self._saved_versions):
             if _version_of(tensor) != version:
                 raise RuntimeError(
                     f"A tensor of shape {tensor.shape} saved by {type(self).__name__} for "
-                    f"backward was modified in place (version {version} -> {tensor._version}). "
-                    "Its gradient would be wrong; use an out-of-place op (x = x + y, or "
+                    f"backward was modified in place (version {version} -> {tensor._version})"
+                    ". Its gradient would be wrong; use an out-of-place op (x = x + y, or "
                     "x += y, which rebinds x to a new tensor) instead of x.add_(y), or "
                     ".clone() the tensor before modifying it.")
-        return tensors
 
     # ------------------------------------------------------------------ apply
     @classmethod
@@ -86,11 +106,9 @@ class Function:
             if state.anomaly_enabled:
                 _check_forward_anomaly(cls, outputs)
             return outputs
-        record = False
-        for arg in args:
-            if getattr(arg, "_requires_grad", False):
-                record = True
-                break
+        # One pass over the arguments answers both "record at all?" and, per input,
+        # "does it need a gradient?" (non-Tensor arguments such as axes never do).
+        needs = tuple([getattr(arg, "_requires_grad", False) for arg in args])
         state.grad_enabled = False  # forward's inner ops are implementation detail
         try:
             outputs = cls.forward(ctx, *args)
@@ -98,22 +116,23 @@ class Function:
             state.grad_enabled = True
         if state.anomaly_enabled:
             _check_forward_anomaly(cls, outputs)
-        if record:
+        if True in needs:
             if type(outputs) is tuple:
-                ctx._attach_many(args, outputs)
+                ctx._attach_many(args, needs, outputs)
             else:
-                ctx._attach(args, outputs)
+                ctx._attach(args, needs, outputs)
         return outputs
 
-    def _link_inputs(self, args) -> None:
+    def _link_inputs(self, args, needs) -> None:
         self.inputs = args
-        self.needs_input_grad = tuple([getattr(a, "_requires_grad", False) for a in args])
+        self.needs_input_grad = needs
+        self._seq = next(_sequence)
         if state.anomaly_enabled:
             self.source = _user_source_line()
 
-    def _attach(self, args, out) -> None:
+    def _attach(self, args, needs, out) -> None:
         """Make this ctx the node of its one output ``out`` and link it to its inputs."""
-        self._link_inputs(args)
+        self._link_inputs(args, needs)
         if getattr(out, "_requires_grad", None) is None:
             raise TypeError(f"{type(self).__name__}.forward must return Tensors, "
                             f"got {type(out).__name__}")
@@ -124,12 +143,14 @@ class Function:
         # cycle (output -> node -> output) that only the cyclic GC can free.
         ref = weakref.ref(out)
         self.outputs = (ref,)
-        if self._saved:
-            self._saved = tuple([ref if t is out else t for t in self._saved])
+        for saved in self._saved:
+            if saved is out:
+                self._saved = tuple([ref if t is out else t for t in self._saved])
+                break
 
-    def _attach_many(self, args, outs: tuple) -> None:
+    def _attach_many(self, args, needs, outs: tuple) -> None:
         """``_attach`` for a forward that returned a tuple of outputs."""
-        self._link_inputs(args)
+        self._link_inputs(args, needs)
         for index, out in enumerate(outs):
             if getattr(out, "_requires_grad", None) is None:
                 raise TypeError(f"{type(self).__name__}.forward must return Tensors, "
@@ -168,15 +189,21 @@ class Function:
         return type(self).__name__
 
 
+_NO_BOX = object()
+
+
 def _version_of(value) -> int:
     """The in-place version of a saved value (0 for anything that has no counter).
 
-    Reads the counter box directly: this runs for every saved tensor of every node.
+    Reads the counter box directly: this runs for every saved tensor of every node. A
+    Tensor whose box is still None was never modified in place: version 0.
     """
-    box = getattr(value, "_version_box", None)
-    if box is not None:
+    box = getattr(value, "_version_box", _NO_BOX)
+    if box is None:
+        return 0
+    if box is not _NO_BOX:
         return box[0]
-    return getattr(value, "_version", 0) if value is not None else 0
+    return getattr(value, "_version", 0)  # other value types (tl.teach.Scalar), None
 
 
 def _weak_if_output(tensor, outs, refs):

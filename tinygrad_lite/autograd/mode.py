@@ -13,6 +13,10 @@ class _State:
     grad_enabled = True
     anomaly_enabled = False
     backward_node = None  # under detect_anomaly: the node whose backward is running
+    # How many in-place modifications of any tensor happened so far. While it has not
+    # moved since a node saved its tensors, none of them can have changed: backward
+    # then skips comparing their version counters one by one.
+    inplace_count = 0
 
 
 state = _State()

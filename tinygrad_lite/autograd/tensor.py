@@ -203,13 +203,13 @@ class Tensor:
     def backward(self, gradient=None, retain_graph: bool | None = None,
                  create_graph: bool = False) -> None:
         """Accumulate d(self)/d(leaf) · gradient into ``.grad`` of every leaf."""
-        engine.backward((self,), (gradient,), retain_graph=retain_graph,
-                        create_graph=create_graph)
+        engine.run_backward((self,), (gradient,), retain_graph, create_graph)
 
     # The engine asks the output for these two, so another value type (the scalar
     # engine of tl.teach) can run through the same backward loop.
     def _unit_gradient(self) -> Tensor:
-        return Tensor._make(self.backend.full(self.shape, 1, self.dtype), self.backend)
+        data = self.data
+        return Tensor._make(self.backend.full(data.shape, 1, data.dtype), self.backend)
 
     def _as_gradient(self, gradient) -> Tensor:
         if isinstance(gradient, Tensor):
@@ -259,6 +259,7 @@ class Tensor:
     @_version.setter
     def _version(self, value: int) -> None:
         self._shared_version_box()[0] = value
+        state.inplace_count += 1
 
     def _shared_version_box(self) -> list:
         if self._version_box is None:
@@ -271,7 +272,12 @@ class Tensor:
         return self
 
     def _bump_version(self) -> None:
-        self._shared_version_box()[0] += 1
+        box = self._version_box
+        if box is None:  # the first in-place change: version 0 -> 1
+            self._version_box = [1]
+        else:
+            box[0] += 1
+        state.inplace_count += 1
 
     def _inplace(self, opname, backend_op, other) -> Tensor:
         self._check_inplace(opname)

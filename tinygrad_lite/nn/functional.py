@@ -40,12 +40,13 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
 
     One graph node (``ops.fused.LinearFunction``) instead of transpose, matmul, add.
     """
-    if x.ndim == 0 or weight.ndim != 2 or x.shape[-1] != weight.shape[1]:
-        raise ValueError(f"linear: input of shape {x.shape} does not fit a weight of shape "
-                         f"{weight.shape} (the input's last axis must equal weight.shape[1])")
-    if bias is not None and bias.shape != (weight.shape[0],):
+    x_shape, w_shape = x.shape, weight.shape  # (each property read builds a tuple)
+    if not x_shape or len(w_shape) != 2 or x_shape[-1] != w_shape[1]:
+        raise ValueError(f"linear: input of shape {x_shape} does not fit a weight of shape "
+                         f"{w_shape} (the input's last axis must equal weight.shape[1])")
+    if bias is not None and bias.shape != (w_shape[0],):
         raise ValueError(f"linear: bias of shape {bias.shape} does not fit a weight of shape "
-                         f"{weight.shape} (expected ({weight.shape[0]},))")
+                         f"{w_shape} (expected ({w_shape[0]},))")
     if x.dtype != weight.dtype:  # mixed precision: promote like x @ W.T would
         return x @ weight.T + bias if bias is not None else x @ weight.T
     return fused.linear(x, weight, bias)
@@ -304,10 +305,8 @@ def _check_class_indices(name: str, logits: Tensor, target: Tensor,
     if target.shape != (n,):
         raise ValueError(f"{name}: class-index target must have shape ({n},) for input of "
                          f"shape {logits.shape}, got {target.shape}")
-    if check_range and n:
-        backend = target.backend
-        one_hot = fused.one_hot_rows(backend, target.data, logits.shape[1], target.dtype)
-        fused.check_class_range(name, backend, target.data, one_hot, logits.shape)
+    if check_range:
+        fused.check_class_range(name, target.backend, target.data, logits.shape)
 
 
 def mse_loss(input: Tensor, target, reduction: str = "mean") -> Tensor:  # noqa: A002

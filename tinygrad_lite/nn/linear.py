@@ -45,9 +45,10 @@ class Linear(Module):
             init.uniform_(self.bias, -bound, bound)
 
     def forward(self, x: Tensor) -> Tensor:
-        if x.ndim == 0 or x.shape[-1] != self.in_features:
+        shape = x.shape
+        if not shape or shape[-1] != self.in_features:
             raise ValueError(f"{self!r}: expected input with last dimension {self.in_features}, "
-                             f"got shape {x.shape}")
+                             f"got shape {shape}")
         return F.linear(x, self.weight, self.bias)
 
     def extra_repr(self) -> str:

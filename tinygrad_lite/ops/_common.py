@@ -47,8 +47,9 @@ def common_backend(opname: str, *values):
     return backend
 
 
-def wrap(data, backend) -> Tensor:
-    return Tensor._make(data, backend)
+# wrap(data, backend): a Tensor around an array an op just computed. An alias, not a
+# function calling Tensor._make: every op output passes through it.
+wrap = Tensor._make
 
 
 def normalize_axes(opname: str, axis, ndim: int):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .optimizer import Optimizer, assign_, state_tensor
+from .optimizer import Optimizer, state_tensor, subtract_
 
 
 class Adagrad(Optimizer):
@@ -50,4 +50,4 @@ class Adagrad(Optimizer):
             clr = lr / (1.0 + (state["step"] - 1) * lr_decay)
             s = state["sum"]
             s.data = b.add(s.data, b.mul(g, g))
-            assign_(p, b.sub(p.data, b.mul(b.div(g, b.add(b.sqrt(s.data), eps)), clr)))
+            subtract_(p, b.mul(b.div(g, b.add(b.sqrt(s.data), eps)), clr))

@@ -35,7 +35,22 @@ def assign_(param: Tensor, data) -> None:
     values. The version bump lets autograd detect a graph that saved the old values.
     """
     param.backend.setitem(param.data, Ellipsis, data)
-    param._version += 1
+    param._bump_version()
+
+
+def subtract_(param: Tensor, step) -> None:
+    """``param -= step`` in place (``step`` a raw array): every optimiser's last line.
+
+    With the backend's optional in-place ``sub_`` (numpy's ``out=``) this is a single
+    pass over the parameter; otherwise ``assign_(param, param - step)``.
+    """
+    backend = param.backend
+    sub_ = getattr(backend, "sub_", None)
+    if sub_ is None:
+        assign_(param, backend.sub(param.data, step))
+        return
+    sub_(param.data, step)
+    param._bump_version()
 
 
 def state_tensor(data, like: Tensor) -> Tensor:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .optimizer import Optimizer, assign_, state_tensor
+from .optimizer import Optimizer, state_tensor, subtract_
 
 
 class RMSprop(Optimizer):
@@ -60,6 +60,6 @@ class RMSprop(Optimizer):
             if momentum > 0:
                 buffer = state["momentum_buffer"]
                 buffer.data = b.add(b.mul(buffer.data, momentum), b.div(g, denominator))
-                assign_(p, b.sub(p.data, b.mul(buffer.data, lr)))
+                subtract_(p, b.mul(buffer.data, lr))
             else:
-                assign_(p, b.sub(p.data, b.mul(b.div(g, denominator), lr)))
+                subtract_(p, b.mul(b.div(g, denominator), lr))

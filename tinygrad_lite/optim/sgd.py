@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .optimizer import Optimizer, assign_, state_tensor
+from .optimizer import Optimizer, state_tensor, subtract_
 
 
 class SGD(Optimizer):
@@ -34,10 +34,11 @@ class SGD(Optimizer):
         lr, momentum, weight_decay = group["lr"], group["momentum"], group["weight_decay"]
         dampening, nesterov = group["dampening"], group["nesterov"]
         for p in group["params"]:
-            if p.grad is None:
+            grad = p.grad
+            if grad is None:
                 continue
             b = p.backend
-            g = p.grad.data
+            g = grad.data
             if weight_decay != 0:
                 g = b.add(g, b.mul(p.data, weight_decay))
             if momentum != 0:
@@ -48,4 +49,4 @@ class SGD(Optimizer):
                 else:
                     buffer.data = b.add(b.mul(buffer.data, momentum), b.mul(g, 1.0 - dampening))
                 g = b.add(g, b.mul(buffer.data, momentum)) if nesterov else buffer.data
-            assign_(p, b.sub(p.data, b.mul(g, lr)))
+            subtract_(p, b.mul(g, lr))
