@@ -92,3 +92,98 @@ def test_sigmoid_function():
     _both_paths_agree(fused.sigmoid, (x,))
     np.testing.assert_allclose(fused.sigmoid(x).numpy(), 1 / (1 + np.exp(-x.numpy())),
                                rtol=1e-14)
+
+
+ACTIVATION_NAMES = ["sigmoid", "tanh", "relu"]
+
+
+def _away_from_relu_kink(x, w, b):
+    """Shift b so that no pre-activation lies within 0.05 of zero (relu's kink), where a
+    finite difference straddling it would disagree with the one-sided derivative."""
+    z = x.numpy() @ w.numpy().T + b.numpy()
+    near = np.abs(z) < 0.05
+    shift = np.where(near.any(axis=0), 0.2, 0.0)
+    return Tensor(b.numpy() + shift, requires_grad=True)
+
+
+@pytest.mark.parametrize("activation", ACTIVATION_NAMES)
+def test_linear_activation_gradients(activation):
+    x, w = _t(4, 3), _t(5, 3)
+    b = _away_from_relu_kink(x, w, _t(5))
+
+    def fn(x, w, b):
+        return fused.linear_activation(x, w, b, activation)
+
+    assert gradcheck(fn, (x, w, b))
+    assert gradcheck(lambda x, w: fused.linear_activation(x, w, None, activation), (x, w))
+    if activation != "relu":  # relu'' is zero almost everywhere; nothing to check
+        assert gradgradcheck(fn, (x, w, b))
+    _both_paths_agree(fn, (x, w, b))
+    x3 = _t(2, 4, 3)  # leading batch axes
+    assert gradcheck(fn, (x3, w, b))
+    _both_paths_agree(fn, (x3, w, b))
+
+
+@pytest.mark.parametrize("activation", ACTIVATION_NAMES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_linear_activation_equals_linear_then_activation_bit_for_bit(activation, dtype):
+    """The fused node computes exactly the numbers of the two separate nodes."""
+    x = Tensor(RNG.standard_normal((6, 4)).astype(dtype), requires_grad=True)
+    w = Tensor(RNG.standard_normal((3, 4)).astype(dtype), requires_grad=True)
+    b = Tensor(RNG.standard_normal(3).astype(dtype), requires_grad=True)
+    g = RNG.standard_normal((6, 3)).astype(dtype)
+    separate = {"sigmoid": fused.sigmoid, "tanh": Tensor.tanh, "relu": Tensor.relu}[activation]
+    results = []
+    for out in (fused.linear_activation(x, w, b, activation), separate(fused.linear(x, w, b))):
+        grads = tl.grad((out * Tensor(g)).sum(), [x, w, b])
+        results.append([out.numpy()] + [gr.numpy() for gr in grads])
+    for fused_value, separate_value in zip(*results):
+        assert np.array_equal(fused_value, separate_value)
+
+
+def test_sequential_fuses_linear_and_activation_into_one_node():
+    model = tl.nn.Sequential(tl.nn.Linear(4, 3), tl.nn.Sigmoid(), tl.nn.Linear(3, 3),
+                             tl.nn.ReLU(), tl.nn.Linear(3, 2), tl.nn.Tanh())
+    x = Tensor(RNG.standard_normal((5, 4)).astype(np.float32))
+    out = model(x)
+    names = []
+    node = out.grad_fn
+    while node is not None:
+        names.append(type(node).__name__)
+        node = node.inputs[0].grad_fn
+    assert names == ["LinearActivation"] * 3
+    model.fuse_activations = False
+    unfused = model(x)
+    assert unfused.grad_fn.name == "Tanh"
+    np.testing.assert_array_equal(out.numpy(), unfused.numpy())
+
+
+def test_sequential_does_not_fuse_subclasses_or_patched_layers():
+    class Swish(tl.nn.Sigmoid):  # a user's subclass: its own forward must run
+        def forward(self, x):
+            return x * super().forward(x)
+
+    model = tl.nn.Sequential(tl.nn.Linear(4, 3), Swish())
+    x = Tensor(RNG.standard_normal((2, 4)).astype(np.float32))
+    assert model(x).grad_fn.name != "LinearActivation"
+    np.testing.assert_allclose(model(x).numpy(), (lambda z: z / (1 + np.exp(-z)))(
+        model[0](x).numpy()), rtol=1e-6)
+    plain = tl.nn.Sequential(tl.nn.Linear(4, 3), tl.nn.Sigmoid())
+    seen = []
+    original = plain[1].forward
+    plain[1].forward = lambda t: (seen.append(t.shape), original(t))[1]  # as tl.summary does
+    plain(x)
+    assert seen == [(2, 3)]
+    text = tl.summary(tl.nn.Sequential(tl.nn.Linear(4, 3), tl.nn.Sigmoid(), tl.nn.Linear(3, 2)),
+                      (4,), print_fn=lambda *_: None)
+    assert "Sigmoid" in text
+
+
+def test_linear_activation_rejects_unknown_activations_and_checks_shapes():
+    x, w, b = _t(2, 3), _t(4, 3), _t(4)
+    with pytest.raises(ValueError, match="activation must be one of"):
+        tl.nn.functional.linear_activation(x, w, b, "gelu")
+    with pytest.raises(ValueError, match="linear: input of shape"):
+        tl.nn.functional.linear_activation(_t(2, 5), w, b, "relu")
+    with pytest.raises(ValueError, match="expected input with last dimension 3"):
+        tl.nn.Sequential(tl.nn.Linear(3, 4), tl.nn.ReLU())(_t(2, 5))

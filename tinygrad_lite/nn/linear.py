@@ -51,6 +51,14 @@ class Linear(Module):
                              f"got shape {shape}")
         return F.linear(x, self.weight, self.bias)
 
+    def forward_activated(self, x: Tensor, activation: str) -> Tensor:
+        """``activation(self(x))`` as one graph node (see ``F.linear_activation``)."""
+        shape = x.shape
+        if not shape or shape[-1] != self.in_features:
+            raise ValueError(f"{self!r}: expected input with last dimension {self.in_features}, "
+                             f"got shape {shape}")
+        return F.linear_activation(x, self.weight, self.bias, activation)
+
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
                 f"bias={self.bias is not None}")
