@@ -183,6 +183,54 @@ def test_conv2d_with_eight_row_blocks_matches_reference(case, filters, batch):
                  ref.conv2d_backward_weight(grad_out, x, w_shape, stride, padding))
 
 
+@contextlib.contextmanager
+def conv_layout(kind):
+    """Make the convolution use the ``"image"`` (per-image) or ``"batch"`` (CHWN) layout."""
+    saved = cpu.IMAGE_LAYOUT_PIXELS
+    cpu.IMAGE_LAYOUT_PIXELS = 0 if kind == "image" else 10**9
+    try:
+        yield
+    finally:
+        cpu.IMAGE_LAYOUT_PIXELS = saved
+
+
+@EXAMPLES
+@given(case=conv_cases(), filters=st.integers(1, 19), batch=st.integers(1, 20),
+       layout=st.sampled_from(["image", "batch"]))
+def test_conv2d_both_layouts_match_reference(case, filters, batch, layout):
+    """Per-image layout (image groups of one or more images, scratch patch matrices,
+    tap counts not a multiple of 4, padding and stride handled by im2col/col2im of one
+    image) and the whole-batch CHWN layout, forced on the same random shapes."""
+    x_shape, w_shape, stride, padding, dtype, seed = case
+    x_shape, w_shape = (batch,) + x_shape[1:], (filters,) + w_shape[1:]
+    x, w = random_array(seed, x_shape, dtype), random_array(seed + 1, w_shape, dtype)
+    out = ref.conv2d(x, w, stride, padding)
+    grad_out = random_array(seed + 2, out.shape, dtype)
+    with conv_layout(layout):
+        assert_close(cpu.conv2d(x, w, stride, padding), out)
+        assert_close(cpu.conv2d_backward_input(grad_out, w, x_shape, stride, padding),
+                     ref.conv2d_backward_input(grad_out, w, x_shape, stride, padding))
+        assert_close(cpu.conv2d_backward_weight(grad_out, x, w_shape, stride, padding),
+                     ref.conv2d_backward_weight(grad_out, x, w_shape, stride, padding))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_conv2d_picks_the_layout_by_output_plane(dtype, monkeypatch):
+    """A 30x30 output plane (the first CIFAR layer) takes the per-image kernels, a 13x13
+    one the whole-batch GEMM; both match the reference."""
+    calls = []
+    for name in ("_conv_images_kernel", "_im2col_kernel"):
+        kernel = getattr(cpu, name)
+        monkeypatch.setattr(cpu, name, lambda *a, _k=kernel, _n=name: (calls.append(_n),
+                                                                         _k(*a))[1])
+    for (x_shape, w_shape), expected in ((((3, 3, 32, 32), (5, 3, 3, 3)), "_conv_images_kernel"),
+                                         (((3, 4, 15, 15), (5, 4, 3, 3)), "_im2col_kernel")):
+        x, w = random_array(0, x_shape, dtype), random_array(1, w_shape, dtype)
+        calls.clear()
+        assert_close(cpu.conv2d(x, w), ref.conv2d(x, w))
+        assert calls == [expected]
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_conv2d_cifar_like_shape(dtype):
     """A long reduction (C*KH*KW = 288) and many tiles, as in the notes' CIFAR network."""
@@ -236,6 +284,77 @@ def test_avg_pool_matches_reference(case):
     grad_out = random_array(seed + 1, out.shape, dtype)
     assert_close(cpu.avg_pool2d_backward(grad_out, shape, kernel, stride),
                  ref.avg_pool2d_backward(grad_out, shape, kernel, stride))
+
+
+def with_ties_and_nans(x, draw_flags, seed):
+    """Copy of ``x`` with some values repeated (ties), NaNs and signed zeros mixed in."""
+    rng = np.random.default_rng(seed)
+    x = x.copy()
+    flat = x.reshape(-1)
+    ties, nans, zeros = draw_flags
+    if ties:
+        flat[:] = np.round(flat)  # small integers: many ties in every window
+    if nans:
+        flat[rng.random(flat.size) < 0.15] = np.nan
+    if zeros:
+        flat[rng.random(flat.size) < 0.3] = rng.choice([0.0, -0.0])
+    return x
+
+
+@EXAMPLES
+@given(n=st.integers(1, 3), c=st.integers(1, 4), h=st.integers(2, 11), w=st.integers(2, 11),
+       dtype=DTYPES, seed=st.integers(0, 99), flags=st.tuples(st.booleans(), st.booleans(),
+                                                              st.booleans()))
+def test_max_pool_2x2_kernel_matches_reference(n, c, h, w, dtype, seed, flags):
+    """The straight-line 2x2/stride-2 Numba kernel, odd sizes (a last row or column in no
+    window) included, with ties, NaNs and signed zeros; and its backward."""
+    shape = (n, c, h, w)
+    x = with_ties_and_nans(random_array(seed, shape, dtype), flags, seed)
+    out, indices = cpu.max_pool2d(x, 2)
+    expected_out, expected_indices = ref._max_pool_taps(x, 2, 2, 2, 2, h // 2, w // 2)
+    np.testing.assert_array_equal(out, expected_out)
+    np.testing.assert_array_equal(np.signbit(out), np.signbit(expected_out))
+    np.testing.assert_array_equal(indices, expected_indices)
+    grad_out = random_array(seed + 1, out.shape, dtype)
+    assert_close(cpu.max_pool2d_backward(grad_out, indices, shape),
+                 ref.max_pool2d_backward(grad_out, expected_indices, shape))
+
+
+@EXAMPLES
+@given(n=st.integers(1, 3), c=st.integers(1, 3), kh=st.integers(1, 3), kw=st.integers(1, 3),
+       rows=st.integers(1, 4), cols=st.integers(1, 4), extra=st.tuples(st.integers(0, 2),
+                                                                        st.integers(0, 2)),
+       dtype=DTYPES, seed=st.integers(0, 99), flags=st.tuples(st.booleans(), st.booleans(),
+                                                              st.booleans()))
+def test_reference_tiled_max_pool_matches_tap_loop(n, c, kh, kw, rows, cols, extra, dtype,
+                                                   seed, flags):
+    """The numpy reference's fast path (windows tiling the image exactly) against its
+    general tap loop; sizes that are not multiples of the window must not take it."""
+    shape = (n, c, rows * kh + extra[0], cols * kw + extra[1])
+    x = with_ties_and_nans(random_array(seed, shape, dtype), flags, seed)
+    tiles = shape[2] % kh == 0 and shape[3] % kw == 0
+    rows, cols = shape[2] // kh, shape[3] // kw
+    assert ref._tiles_exactly(shape, kh, kw, kh, kw) == tiles
+    assert not ref._tiles_exactly(shape, kh, kw, kh + 1, kw)  # overlapping/gapped windows
+    out, indices = ref.max_pool2d(x, (kh, kw))
+    expected_out, expected_indices = ref._max_pool_taps(x, kh, kw, kh, kw, rows, cols)
+    np.testing.assert_array_equal(out, expected_out)
+    np.testing.assert_array_equal(np.signbit(out), np.signbit(expected_out))
+    np.testing.assert_array_equal(indices, expected_indices)
+    if tiles:
+        tiled_out, tiled_indices = ref._max_pool_tiled(x, kh, kw)
+        np.testing.assert_array_equal(tiled_out, expected_out)
+        np.testing.assert_array_equal(tiled_indices, expected_indices)
+
+
+def test_max_pool_backward_rejects_indices_outside_the_plane():
+    grad_out, indices = np.ones((1, 2, 2, 2), np.float32), np.zeros((1, 2, 2, 2), np.int64)
+    indices[0, 1, 1, 1] = 16
+    with pytest.raises(ValueError, match="must lie in"):
+        cpu.max_pool2d_backward(grad_out, indices, (1, 2, 4, 4))
+    indices[0, 1, 1, 1] = -1
+    with pytest.raises(ValueError, match="must lie in"):
+        cpu.max_pool2d_backward(grad_out, indices, (1, 2, 4, 4))
 
 
 @pytest.mark.parametrize("pool", [cpu.max_pool2d, ref.max_pool2d])
@@ -304,11 +423,19 @@ def _parallel_backwards(seed=0):
     grad_out = random_array(seed + 2, (6, 7, 7, 6), np.float32)
     grad_pool = random_array(seed + 3, (6, 5, 12, 11), np.float32)
     _, indices = cpu.max_pool2d(x, 2, 1)
+    _, indices_2x2 = cpu.max_pool2d(x, 2)
+    grad_2x2 = random_array(seed + 6, (6, 5, 6, 6), np.float32)
+    x_big = random_array(seed + 7, (19, 3, 17, 18), np.float32)  # 17x18 output: per image
+    w_big = random_array(seed + 8, (6, 3, 3, 3), np.float32)
+    grad_big = random_array(seed + 9, (19, 6, 17, 18), np.float32)
     a = random_array(seed + 4, (150, 300), np.float32)
     b = random_array(seed + 5, (300, 600), np.float32)  # wide C, k = 300: inner product
     return [cpu.conv2d_backward_input(grad_out, w, x.shape, 2, 1),
             cpu.conv2d_backward_weight(grad_out, x, w.shape, 2, 1),
             cpu.max_pool2d_backward(grad_pool, indices, x.shape),
+            cpu.max_pool2d_backward(grad_2x2, indices_2x2, x.shape),
+            cpu.conv2d_backward_input(grad_big, w_big, x_big.shape, 1, 1),
+            cpu.conv2d_backward_weight(grad_big, x_big, w_big.shape, 1, 1),
             cpu.avg_pool2d_backward(grad_pool, x.shape, 2, 1),
             cpu.matmul(a, b), cpu.matmul(a[:, :40], b[:40])]
 

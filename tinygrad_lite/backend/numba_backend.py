@@ -11,8 +11,9 @@ Which kernel runs, per op:
 
 * ``conv2d``, ``conv2d_backward_input``, ``conv2d_backward_weight``, ``max_pool2d``,
   ``max_pool2d_backward``, ``avg_pool2d``, ``avg_pool2d_backward``: ``kernels.cpu``
-  (parallel im2col/col2im + GEMM, per-plane pooling loops) for float32/float64 arrays,
-  else the numpy reference (float16).
+  for float32/float64 arrays (im2col/col2im + GEMM, whole-batch CHWN for small output
+  planes and image by image for large ones; a straight-line 2x2/stride-2 max-pooling
+  kernel and per-plane loops for other windows), else the numpy reference (float16).
 * ``matmul``: ``kernels.cpu.matmul`` for 2-D float32/float64 operands of one dtype and
   ``kernels.cpu.batched_matmul`` for stacks with equal batch axes, when the product has
   at least ``SMALL_MATMUL_FLOPS`` operations; everything else (small products, 1-D
