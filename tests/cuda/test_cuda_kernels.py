@@ -698,3 +698,56 @@ def test_every_kernel_compiles_to_ptx():
                             env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
 
+
+
+# ----------------------------------------------------- elementwise fast path
+
+FAST_SHAPES = [(7,), (3, 5), (1, 1), (300,)]
+
+
+@pytest.mark.parametrize("shape", FAST_SHAPES)
+@pytest.mark.parametrize("name", ["add", "mul", "div", "maximum", "lt", "pow"])
+def test_elementwise_fast_path_matches_the_general_path(shape, name):
+    """Contiguous 1-D/2-D device arrays of one shape (and scalars) take the fast path;
+    passing the same data as StridedViews forces the general one: same values, dtypes."""
+    from tinygrad_lite.kernels.cuda import elementwise
+
+    rng = np.random.default_rng(len(shape) * 7 + len(name))
+    op = K.BINARY[name]
+    for a_dtype, b_dtype in [(np.float32, np.float32), (np.float64, np.float32),
+                             (np.int64, np.float32), (np.int64, np.int64)]:
+        a = np.abs(randn(rng, shape, np.float64)).astype(a_dtype) + 1
+        b = np.abs(randn(rng, shape, np.float64)).astype(b_dtype) + 1
+        da, db = K.to_device(a), K.to_device(b)
+        assert elementwise._fast_operands([da, db], None, elementwise.promote) is not None
+        for left, right in [(da, db), (da, 2.5), (3, db), (da, True)]:
+            fast = op(left, right)
+            general = op(K.as_view(left) if hasattr(left, "copy_to_host") else left,
+                         K.as_view(right) if hasattr(right, "copy_to_host") else right)
+            assert fast.dtype == general.dtype, (name, left, right)
+            np.testing.assert_array_equal(host(fast), host(general))
+
+
+@pytest.mark.parametrize("name", ["exp", "neg", "relu", "sigmoid", "abs"])
+def test_unary_fast_path_matches_numpy_and_casts(name):
+    x = np.random.default_rng(3).standard_normal((4, 6)).astype(np.float32)
+    got = K.UNARY[name](K.to_device(x))
+    want = UNARY_ORACLES[name](x.astype(np.float64)).astype(np.float32)
+    np.testing.assert_allclose(host(got), want, rtol=1e-6, atol=1e-7)
+    cast = K.cast(K.to_device(x), np.float64)  # the copy kernel with a dtype
+    assert cast.dtype == np.float64 and np.array_equal(host(cast), x.astype(np.float64))
+
+
+def test_fast_path_declines_views_broadcasts_and_other_ranks():
+    from tinygrad_lite.kernels.cuda import elementwise
+
+    a = K.to_device(np.ones((2, 3)))
+    for inputs in ([a, K.to_device(np.ones(3))],             # broadcasting
+                   [K.as_view(a), a],                         # a view
+                   [K.to_device(np.ones((2, 3, 4)))],         # 3-D
+                   [K.to_device(np.ones((0, 3)))],            # empty
+                   [np.ones((2, 3)), a],                      # host data
+                   [2.0, 3.0]):                               # no array at all
+        assert elementwise._fast_operands(inputs, None, elementwise.promote) is None
+    np.testing.assert_array_equal(host(K.add(a, K.to_device(np.arange(3.0)))),
+                                  np.ones((2, 3)) + np.arange(3.0))

@@ -130,6 +130,14 @@ def _exercise_every_kernel(K) -> None:
             for op in K.BINARY.values():
                 op(a, b[0, :4])
             K.where(a > 0, a, 0.0)
+            # the fast path's kernels: device arrays of one shape, 1-D and 2-D, scalars
+            for d in (K.to_device(a), K.to_device(a[0])):
+                K.exp(d)
+                K.relu(d)
+                K.cast(d, np.float64)
+                for left, right in ((d, d), (d, 2.0), (3.0, d)):
+                    K.add(left, right)
+                    K.lt(left, right)
         for op in (K.reduce_sum, K.reduce_max, K.reduce_min, K.argmax, K.argmin):
             op(a, 1)
             op(rng.random((2, 50)).astype(dtype), 1)

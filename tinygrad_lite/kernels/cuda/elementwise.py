@@ -17,6 +17,13 @@ output element there are no races. Before launching, :func:`.common.coalesce` fu
 axes that are contiguous in every operand, so the common case (all operands
 contiguous, same shape) indexes one flat axis with a single multiply.
 
+A *fast path* handles the most common call of a training step on its own: C-contiguous
+1-D or 2-D device arrays of one shape (and Python scalars), no ``out=``. It skips the
+views, broadcasting and coalescing and launches a kernel whose only arguments are the
+arrays (and the scalar): on an H200, Numba's launch costs about 18 us with no arguments
+and 32 us with three arrays, while every shape and stride tuple element adds a ctypes
+conversion, and the general path's plumbing took an ``add`` to about 190 us.
+
 Every operand may be a numpy array, a Python scalar, a C-contiguous device array or
 a :class:`~.views.StridedView` (a transposed, broadcast or sliced window on device
 memory). ``out=`` may also be a view, which is how a result is written into part of
@@ -33,7 +40,15 @@ from numba import cuda
 
 from . import scalar_ops
 from .common import coalesce, launch_1d, position, returned
-from .views import StridedView, as_view, expand, is_contiguous, is_on_device, normalize_shape
+from .views import (
+    StridedView,
+    as_view,
+    expand,
+    is_contiguous,
+    is_device_array,
+    is_on_device,
+    normalize_shape,
+)
 
 _DEVICE_FUNCTIONS: dict = {}
 
@@ -119,6 +134,126 @@ def _launch_elementwise(kernel, inputs, out, dtype, result_dtype, shape=(), extr
     return returned(result, host and out is None)
 
 
+# ------------------------------------------------------------------- fast path
+
+
+def _fast_operands(inputs, dtype, result_dtype):
+    """(operands, out dtype, shape) when the fast path applies, else None.
+
+    It applies when every input is a Python scalar or a C-contiguous 1-D/2-D device
+    array (not a view), all arrays have one shape with at least one element, and at
+    least one input is an array. Scalars become numpy scalars of the arrays' promoted
+    dtype, exactly as the general path converts them.
+    """
+    arrays = [x for x in inputs if not isinstance(x, (bool, int, float))]
+    if not arrays:
+        return None
+    shape = arrays[0].shape
+    for x in arrays:
+        if (isinstance(x, StridedView) or not is_device_array(x) or x.shape != shape
+                or not x.is_c_contiguous()):
+            return None
+    if len(shape) not in (1, 2) or not math.prod(shape):
+        return None
+    array_dtypes = [np.dtype(x.dtype) for x in arrays]
+    operands, dtypes = [], []
+    for x in inputs:
+        if isinstance(x, (bool, int, float)):
+            x = np.asarray(x, dtype=np.result_type(*array_dtypes, x))[()]
+        operands.append(x)
+        dtypes.append(np.dtype(x.dtype))
+    out_dtype = np.dtype(dtype) if dtype is not None else result_dtype(*dtypes)
+    return operands, out_dtype, shape
+
+
+def _fast_kernels(fn, arity: int) -> dict:
+    """``{(ndim, scalar_mask): kernel}`` for the fast path of an ``arity``-input op.
+
+    Thread ``i`` owns output element ``i`` in C order; for 2-D arrays it splits ``i``
+    into ``(row, column)`` with one division. ``scalar_mask`` says which inputs are
+    scalars (passed by value) rather than arrays.
+    """
+    if arity == 1:
+        @cuda.jit
+        def map_1d(out, x):
+            i = cuda.grid(1)
+            if i < out.shape[0]:
+                out[i] = fn(x[i])
+
+        @cuda.jit
+        def map_2d(out, x):
+            i = cuda.grid(1)
+            cols = out.shape[1]
+            if i < out.shape[0] * cols:
+                r = i // cols
+                c = i - r * cols
+                out[r, c] = fn(x[r, c])
+
+        return {(1, (False,)): map_1d, (2, (False,)): map_2d}
+
+    @cuda.jit
+    def zip_1d(out, a, b):
+        i = cuda.grid(1)
+        if i < out.shape[0]:
+            out[i] = fn(a[i], b[i])
+
+    @cuda.jit
+    def zip_1d_scalar_a(out, a, b):
+        i = cuda.grid(1)
+        if i < out.shape[0]:
+            out[i] = fn(a, b[i])
+
+    @cuda.jit
+    def zip_1d_scalar_b(out, a, b):
+        i = cuda.grid(1)
+        if i < out.shape[0]:
+            out[i] = fn(a[i], b)
+
+    @cuda.jit
+    def zip_2d(out, a, b):
+        i = cuda.grid(1)
+        cols = out.shape[1]
+        if i < out.shape[0] * cols:
+            r = i // cols
+            c = i - r * cols
+            out[r, c] = fn(a[r, c], b[r, c])
+
+    @cuda.jit
+    def zip_2d_scalar_a(out, a, b):
+        i = cuda.grid(1)
+        cols = out.shape[1]
+        if i < out.shape[0] * cols:
+            r = i // cols
+            c = i - r * cols
+            out[r, c] = fn(a, b[r, c])
+
+    @cuda.jit
+    def zip_2d_scalar_b(out, a, b):
+        i = cuda.grid(1)
+        cols = out.shape[1]
+        if i < out.shape[0] * cols:
+            r = i // cols
+            c = i - r * cols
+            out[r, c] = fn(a[r, c], b)
+
+    return {(1, (False, False)): zip_1d, (1, (True, False)): zip_1d_scalar_a,
+            (1, (False, True)): zip_1d_scalar_b, (2, (False, False)): zip_2d,
+            (2, (True, False)): zip_2d_scalar_a, (2, (False, True)): zip_2d_scalar_b}
+
+
+def _try_fast_path(kernels: dict, inputs, dtype, result_dtype):
+    """The result through a fast-path kernel, or None when the general path is needed."""
+    found = _fast_operands(inputs, dtype, result_dtype)
+    if found is None:
+        return None
+    operands, out_dtype, shape = found
+    mask = tuple(isinstance(x, np.generic) for x in operands)
+    out = cuda.device_array(shape, dtype=out_dtype)
+    blocks, threads = launch_1d(out.size)
+    kernels[(len(shape), mask)][blocks, threads](out, *operands)
+    return out
+
+
 # -------------------------------------------------------------------- factories
 
 
@@ -137,7 +272,13 @@ def map_kernel(scalar_fn, result_dtype=promote):
             value = x[position(i, shape, x_strides, x_offset)]
             out[position(i, shape, out_strides, out_offset)] = fn(value)
 
+    fast = _fast_kernels(fn, 1)
+
     def op(x, out=None, dtype=None):
+        if out is None:
+            result = _try_fast_path(fast, [x], dtype, result_dtype)
+            if result is not None:
+                return result
         return _launch_elementwise(map_, [x], out, dtype, result_dtype)
 
     op.__name__ = op.__qualname__ = scalar_fn.__name__.rstrip("_")
@@ -158,7 +299,13 @@ def zip_kernel(scalar_fn, result_dtype=promote):
             b_value = b[position(i, shape, b_strides, b_offset)]
             out[position(i, shape, out_strides, out_offset)] = fn(a_value, b_value)
 
+    fast = _fast_kernels(fn, 2)
+
     def op(a, b, out=None, dtype=None):
+        if out is None:
+            result = _try_fast_path(fast, [a, b], dtype, result_dtype)
+            if result is not None:
+                return result
         return _launch_elementwise(zip_, [a, b], out, dtype, result_dtype)
 
     op.__name__ = op.__qualname__ = scalar_fn.__name__.rstrip("_")
