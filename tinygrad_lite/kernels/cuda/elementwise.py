@@ -166,48 +166,58 @@ def _fast_operands(inputs, dtype, result_dtype):
     return operands, out_dtype, shape
 
 
-def _fast_kernels(fn, arity: int) -> dict:
-    """``{(ndim, scalar_mask): kernel}`` for the fast path of an ``arity``-input op.
+@cuda.jit(device=True)
+def _item_1d(x, i):
+    return x[i]
 
-    Thread ``i`` owns output element ``i`` in C order; for 2-D arrays it splits ``i``
-    into ``(row, column)`` with one division. ``scalar_mask`` says which inputs are
-    scalars (passed by value) rather than arrays.
-    """
-    if arity == 1:
+
+@cuda.jit(device=True)
+def _scalar_1d(x, i):
+    return x
+
+
+@cuda.jit(device=True)
+def _item_2d(x, r, c):
+    return x[r, c]
+
+
+@cuda.jit(device=True)
+def _scalar_2d(x, r, c):
+    return x
+
+
+def _fast_map_kernels(fn):
+    """The unary fast-path kernels for 1-D and 2-D arrays (thread i: element i, C order)."""
+
+    @cuda.jit
+    def map_1d(out, x):
+        i = cuda.grid(1)
+        if i < out.shape[0]:
+            out[i] = fn(x[i])
+
+    @cuda.jit
+    def map_2d(out, x):
+        i = cuda.grid(1)
+        cols = out.shape[1]
+        if i < out.shape[0] * cols:
+            r = i // cols  # one division splits i into (row, column)
+            c = i - r * cols
+            out[r, c] = fn(x[r, c])
+
+    return {(1, (False,)): map_1d, (2, (False,)): map_2d}
+
+
+def _fast_zip_kernel(fn, ndim: int, load_a, load_b):
+    """A binary fast-path kernel; ``load_a``/``load_b`` read an array element or return
+    a scalar argument as it is, so one body serves arrays and scalars on either side."""
+    if ndim == 1:
         @cuda.jit
-        def map_1d(out, x):
+        def zip_1d(out, a, b):
             i = cuda.grid(1)
             if i < out.shape[0]:
-                out[i] = fn(x[i])
+                out[i] = fn(load_a(a, i), load_b(b, i))
 
-        @cuda.jit
-        def map_2d(out, x):
-            i = cuda.grid(1)
-            cols = out.shape[1]
-            if i < out.shape[0] * cols:
-                r = i // cols
-                c = i - r * cols
-                out[r, c] = fn(x[r, c])
-
-        return {(1, (False,)): map_1d, (2, (False,)): map_2d}
-
-    @cuda.jit
-    def zip_1d(out, a, b):
-        i = cuda.grid(1)
-        if i < out.shape[0]:
-            out[i] = fn(a[i], b[i])
-
-    @cuda.jit
-    def zip_1d_scalar_a(out, a, b):
-        i = cuda.grid(1)
-        if i < out.shape[0]:
-            out[i] = fn(a, b[i])
-
-    @cuda.jit
-    def zip_1d_scalar_b(out, a, b):
-        i = cuda.grid(1)
-        if i < out.shape[0]:
-            out[i] = fn(a[i], b)
+        return zip_1d
 
     @cuda.jit
     def zip_2d(out, a, b):
@@ -216,29 +226,26 @@ def _fast_kernels(fn, arity: int) -> dict:
         if i < out.shape[0] * cols:
             r = i // cols
             c = i - r * cols
-            out[r, c] = fn(a[r, c], b[r, c])
+            out[r, c] = fn(load_a(a, r, c), load_b(b, r, c))
 
-    @cuda.jit
-    def zip_2d_scalar_a(out, a, b):
-        i = cuda.grid(1)
-        cols = out.shape[1]
-        if i < out.shape[0] * cols:
-            r = i // cols
-            c = i - r * cols
-            out[r, c] = fn(a, b[r, c])
+    return zip_2d
 
-    @cuda.jit
-    def zip_2d_scalar_b(out, a, b):
-        i = cuda.grid(1)
-        cols = out.shape[1]
-        if i < out.shape[0] * cols:
-            r = i // cols
-            c = i - r * cols
-            out[r, c] = fn(a[r, c], b)
 
-    return {(1, (False, False)): zip_1d, (1, (True, False)): zip_1d_scalar_a,
-            (1, (False, True)): zip_1d_scalar_b, (2, (False, False)): zip_2d,
-            (2, (True, False)): zip_2d_scalar_a, (2, (False, True)): zip_2d_scalar_b}
+def _fast_kernels(fn, arity: int) -> dict:
+    """``{(ndim, scalar_mask): kernel}`` for the fast path of an ``arity``-input op.
+
+    ``scalar_mask`` says which inputs are scalars (passed by value) rather than arrays.
+    Kernels are compiled on first use, so the unused variants cost nothing.
+    """
+    if arity == 1:
+        return _fast_map_kernels(fn)
+    loaders = {1: (_item_1d, _scalar_1d), 2: (_item_2d, _scalar_2d)}
+    kernels = {}
+    for ndim, (item, scalar) in loaders.items():
+        for mask in ((False, False), (True, False), (False, True)):
+            load_a, load_b = (scalar if is_scalar else item for is_scalar in mask)
+            kernels[(ndim, mask)] = _fast_zip_kernel(fn, ndim, load_a, load_b)
+    return kernels
 
 
 def _try_fast_path(kernels: dict, inputs, dtype, result_dtype):
