@@ -129,6 +129,31 @@ def gemm_kernel(a_index, b_index, c_index, dtype, tiles: GemmTiles):
     return _KERNELS[key]
 
 
+def _slab_multiplier(tiles: GemmTiles):
+    """The device function both GEMM kernels run once their slabs are in shared memory.
+
+    ``acc[i, j] += sum_kk A[ty + i * THREADS_Y, kk] * B[kk, tx + j * THREADS_X]``: per
+    ``kk``, TM values of A and TN of B go to registers, then TM * TN FMAs (register
+    tiling, see the module docstring). It is inlined into each kernel (the PTX has no
+    call and no local memory), so sharing it costs nothing.
+    """
+    _, _, BK, TM, TN = tiles
+    THREADS_X, THREADS_Y = tiles.threads
+
+    @cuda.jit(device=True)
+    def multiply_slabs(a_tile, b_tile, acc, a_frag, b_frag, tx, ty):
+        for kk in range(BK):
+            for i in range(TM):
+                a_frag[i] = a_tile[kk, ty + i * THREADS_Y]
+            for j in range(TN):
+                b_frag[j] = b_tile[kk, tx + j * THREADS_X]
+            for i in range(TM):
+                for j in range(TN):
+                    acc[i, j] += a_frag[i] * b_frag[j]
+
+    return multiply_slabs
+
+
 def _build_gemm_kernel(a_index, b_index, c_index, dtype, tiles):
     """Compile-time constants (tile sizes, dtype, index functions) baked into a new kernel.
 
@@ -143,6 +168,7 @@ def _build_gemm_kernel(a_index, b_index, c_index, dtype, tiles):
     if BM % TM or BN % TN:
         raise ValueError(f"tile sizes {tiles} do not divide evenly")
     value_type = numba.from_dtype(dtype)
+    multiply_slabs = _slab_multiplier(tiles)
 
     @cuda.jit
     def gemm(a, b, c, geom, M, N, K, k_chunk, splits):
@@ -180,14 +206,7 @@ def _build_gemm_kernel(a_index, b_index, c_index, dtype, tiles):
                 b_tile[e // BN, e % BN] = b[src] if src >= 0 else 0
             cuda.syncthreads()
             # Stage 2: each thread multiplies its TM values of A by its TN values of B.
-            for kk in range(BK):
-                for i in range(TM):
-                    a_frag[i] = a_tile[kk, ty + i * THREADS_Y]
-                for j in range(TN):
-                    b_frag[j] = b_tile[kk, tx + j * THREADS_X]
-                for i in range(TM):
-                    for j in range(TN):
-                        acc[i, j] += a_frag[i] * b_frag[j]
+            multiply_slabs(a_tile, b_tile, acc, a_frag, b_frag, tx, ty)
             cuda.syncthreads()  # the slabs are overwritten next step
 
         for i in range(TM):
@@ -237,6 +256,7 @@ def _build_strided_gemm_kernel(dtype, tiles):
     A_TILE_SHAPE = (BK, BM + max(1, 32 // BK))  # padding: conflict-free stores, see above
     B_TILE_SHAPE = (BK, BN)
     value_type = numba.from_dtype(dtype)
+    multiply_slabs = _slab_multiplier(tiles)
 
     @cuda.jit(device=True)
     def load_slabs(a, b, a_next, b_next, a_src, b_src, a_row_step, b_row_step,
@@ -298,14 +318,7 @@ def _build_strided_gemm_kernel(dtype, tiles):
                 b_src += b_k_step
                 load_slabs(a, b, a_next, b_next, a_src, b_src, a_row_step, b_row_step,
                            a_rows_left, K - k1 - b_k, k1 + a_k < K, n_ok)
-            for kk in range(BK):
-                for i in range(TM):
-                    a_frag[i] = a_tile[kk, ty + i * THREADS_Y]
-                for j in range(TN):
-                    b_frag[j] = b_tile[kk, tx + j * THREADS_X]
-                for i in range(TM):
-                    for j in range(TN):
-                        acc[i, j] += a_frag[i] * b_frag[j]
+            multiply_slabs(a_tile, b_tile, acc, a_frag, b_frag, tx, ty)
             cuda.syncthreads()  # the slabs are overwritten next step
 
         c_base = batch * M * N
