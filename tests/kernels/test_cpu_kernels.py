@@ -184,23 +184,39 @@ def test_conv2d_with_eight_row_blocks_matches_reference(case, filters, batch):
 
 
 @contextlib.contextmanager
-def conv_layout(kind):
-    """Make the convolution use the ``"image"`` (per-image) or ``"batch"`` (CHWN) layout."""
-    saved = cpu.IMAGE_LAYOUT_PIXELS
-    cpu.IMAGE_LAYOUT_PIXELS = 0 if kind == "image" else 10**9
+def blas_products(on):
+    """Make the convolution hand its products to BLAS (``on``) for any shape, or never."""
+    saved = cpu.BLAS_MIN_TAPS, cpu.BLAS_MIN_FILTERS
+    cpu.BLAS_MIN_TAPS, cpu.BLAS_MIN_FILTERS = (0, 0) if on else (10**9, 10**9)
     try:
         yield
     finally:
-        cpu.IMAGE_LAYOUT_PIXELS = saved
+        cpu.BLAS_MIN_TAPS, cpu.BLAS_MIN_FILTERS = saved
+
+
+@contextlib.contextmanager
+def conv_layout(kind):
+    """Make the convolution use the ``"image"`` (per-image) or ``"batch"`` (CHWN) layout,
+    or ``"blas"`` / ``"wide"`` (per image, products by BLAS; input gradient on the wide
+    grid wherever stride and padding allow it for ``"wide"``, never for ``"blas"``)."""
+    saved = cpu.IMAGE_LAYOUT_PIXELS, cpu.WIDE_GRID_MAX
+    cpu.IMAGE_LAYOUT_PIXELS = 0 if kind == "image" else 10**9
+    cpu.WIDE_GRID_MAX = 10**9 if kind == "wide" else 0
+    try:
+        with blas_products(kind in ("blas", "wide")):
+            yield
+    finally:
+        cpu.IMAGE_LAYOUT_PIXELS, cpu.WIDE_GRID_MAX = saved
 
 
 @EXAMPLES
 @given(case=conv_cases(), filters=st.integers(1, 19), batch=st.integers(1, 20),
-       layout=st.sampled_from(["image", "batch"]))
+       layout=st.sampled_from(["image", "batch", "blas", "wide"]))
 def test_conv2d_both_layouts_match_reference(case, filters, batch, layout):
     """Per-image layout (image groups of one or more images, scratch patch matrices,
     tap counts not a multiple of 4, padding and stride handled by im2col/col2im of one
-    image) and the whole-batch CHWN layout, forced on the same random shapes."""
+    image), the whole-batch CHWN layout and the per-image BLAS kernels (two scratch
+    matrices per group, used alternately), forced on the same random shapes."""
     x_shape, w_shape, stride, padding, dtype, seed = case
     x_shape, w_shape = (batch,) + x_shape[1:], (filters,) + w_shape[1:]
     x, w = random_array(seed, x_shape, dtype), random_array(seed + 1, w_shape, dtype)
@@ -229,6 +245,116 @@ def test_conv2d_picks_the_layout_by_output_plane(dtype, monkeypatch):
         calls.clear()
         assert_close(cpu.conv2d(x, w), ref.conv2d(x, w))
         assert calls == [expected]
+
+
+BLAS_KERNELS = ("_conv_blas_kernel", "_conv_input_blas_kernel", "_conv_weight_blas_kernel",
+                "_conv_input_wide_blas_kernel")
+OUR_KERNELS = ("_conv_images_kernel", "_conv_input_images_kernel",
+               "_conv_weight_images_kernel", "_im2col_kernel", "_col2im_kernel")
+
+
+@st.composite
+def blas_sized_cases(draw):
+    """Shapes around the BLAS thresholds (taps = C*KH*KW near 64, filters near 32)."""
+    kh, kw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    stride, padding = draw(int_or_pair), draw(padding_strategy)
+    ph, pw = ref.as_pair(padding)
+    h = draw(st.integers(max(1, kh - 2 * ph), 9))
+    w = draw(st.integers(max(1, kw - 2 * pw), 9))
+    c = draw(st.integers(max(1, 48 // (kh * kw)), max(2, 96 // (kh * kw))))
+    n, o = draw(st.integers(1, 20)), draw(st.integers(24, 40))
+    return (n, c, h, w), (o, c, kh, kw), stride, padding, draw(DTYPES), draw(st.integers(0, 99))
+
+
+@EXAMPLES
+@given(case=blas_sized_cases())
+def test_conv2d_blas_path_by_shape_matches_reference(case):
+    """With the shipped thresholds, shapes on both sides of them: the ones that take the
+    BLAS kernels (many taps and filters) and the ones that do not, all three passes."""
+    x_shape, w_shape, stride, padding, dtype, seed = case
+    calls = []
+    saved = {name: getattr(cpu, name) for name in BLAS_KERNELS + OUR_KERNELS}
+    for name, kernel in saved.items():
+        setattr(cpu, name, lambda *a, _k=kernel, _n=name: (calls.append(_n), _k(*a))[1])
+    try:
+        x, w = random_array(seed, x_shape, dtype), random_array(seed + 1, w_shape, dtype)
+        out = ref.conv2d(x, w, stride, padding)
+        grad_out = random_array(seed + 2, out.shape, dtype)
+        assert_close(cpu.conv2d(x, w, stride, padding), out)
+        assert_close(cpu.conv2d_backward_input(grad_out, w, x_shape, stride, padding),
+                     ref.conv2d_backward_input(grad_out, w, x_shape, stride, padding))
+        assert_close(cpu.conv2d_backward_weight(grad_out, x, w_shape, stride, padding),
+                     ref.conv2d_backward_weight(grad_out, x, w_shape, stride, padding))
+    finally:
+        for name, kernel in saved.items():
+            setattr(cpu, name, kernel)
+    taps = w_shape[1] * w_shape[2] * w_shape[3]
+    if taps >= cpu.BLAS_MIN_TAPS and w_shape[0] >= cpu.BLAS_MIN_FILTERS:
+        assert len(calls) == 3 and set(calls) <= set(BLAS_KERNELS)
+        assert calls[0] == "_conv_blas_kernel" and calls[2] == "_conv_weight_blas_kernel"
+    else:
+        assert len(calls) == 3 and not set(calls) & set(BLAS_KERNELS)
+
+
+def test_conv2d_picks_blas_for_the_cifar_32_to_64_layer_only(monkeypatch):
+    """The benchmark shapes: 32 -> 64 filters (288 taps) goes to BLAS; the first CIFAR
+    layer (27 taps) and the digits layer (9 taps, 10 filters) stay on our kernels."""
+    calls = []
+    for name in BLAS_KERNELS + OUR_KERNELS:
+        kernel = getattr(cpu, name)
+        monkeypatch.setattr(cpu, name, lambda *a, _k=kernel, _n=name: (calls.append(_n),
+                                                                         _k(*a))[1])
+    for x_shape, w_shape, blas in (((2, 32, 15, 15), (64, 32, 3, 3), True),
+                                   ((2, 3, 32, 32), (32, 3, 3, 3), False),
+                                   ((2, 1, 8, 8), (10, 1, 3, 3), False)):
+        x, w = random_array(0, x_shape, np.float32), random_array(1, w_shape, np.float32)
+        calls.clear()
+        cpu.conv2d(x, w)
+        assert (calls == ["_conv_blas_kernel"]) == blas, (x_shape, calls)
+
+
+def test_blas_thread_counts_are_restored():
+    """Inside the BLAS kernels every BLAS library runs one thread; afterwards, and after
+    an error, each has its own count back."""
+    libraries = cpu._blas_libraries()
+    if not libraries:
+        pytest.skip("no scipy/threadpoolctl: the BLAS kernels are not used")
+    before = [library.num_threads for library in libraries]
+    with cpu._single_threaded_blas():
+        assert all(library.num_threads == 1 for library in libraries)
+        with cpu._single_threaded_blas():  # nested (or another thread's) call
+            pass
+        assert all(library.num_threads == 1 for library in libraries)
+    assert [library.num_threads for library in libraries] == before
+    with pytest.raises(RuntimeError), cpu._single_threaded_blas():
+        raise RuntimeError
+    assert [library.num_threads for library in libraries] == before
+
+
+@pytest.mark.parametrize("layout", ["blas", "wide"])
+def test_conv2d_blas_input_gradient_with_inf_weight(layout):
+    """The wide grid's zero columns would turn an infinite weight into NaN (``inf * 0``)
+    on pixels the reference leaves finite: such a weight takes the plain BLAS kernel."""
+    x_shape = (3, 32, 7, 7)
+    w = random_array(1, (32, 32, 3, 3), np.float64)
+    w[3, 5, 1, 2] = np.inf
+    grad_out = random_array(2, (3, 32, 5, 5), np.float64)
+    expected = ref.conv2d_backward_input(grad_out, w, x_shape)
+    with conv_layout(layout):
+        actual = cpu.conv2d_backward_input(grad_out, w, x_shape)
+    np.testing.assert_array_equal(np.isnan(actual), np.isnan(expected))
+    finite = np.isfinite(expected)
+    np.testing.assert_allclose(actual[finite], expected[finite], rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_conv2d_blas_path_empty_batch(dtype):
+    x, w = np.zeros((0, 32, 5, 5), dtype), random_array(1, (32, 32, 3, 3), dtype)
+    grad_out = np.zeros((0, 32, 3, 3), dtype)
+    assert cpu.conv2d(x, w).shape == (0, 32, 3, 3)
+    assert cpu.conv2d_backward_input(grad_out, w, x.shape).shape == x.shape
+    np.testing.assert_array_equal(cpu.conv2d_backward_weight(grad_out, x, w.shape),
+                                  np.zeros(w.shape, dtype))
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -428,6 +554,11 @@ def _parallel_backwards(seed=0):
     x_big = random_array(seed + 7, (19, 3, 17, 18), np.float32)  # 17x18 output: per image
     w_big = random_array(seed + 8, (6, 3, 3, 3), np.float32)
     grad_big = random_array(seed + 9, (19, 6, 17, 18), np.float32)
+    x_blas = random_array(seed + 10, (19, 8, 9, 8), np.float32)  # 72 taps: BLAS
+    w_blas = random_array(seed + 11, (33, 8, 3, 3), np.float32)
+    grad_blas = random_array(seed + 12, (19, 33, 9, 8), np.float32)
+    x_wide = random_array(seed + 13, (19, 8, 14, 13), np.float32)
+    grad_wide = random_array(seed + 14, (19, 33, 12, 11), np.float32)
     a = random_array(seed + 4, (150, 300), np.float32)
     b = random_array(seed + 5, (300, 600), np.float32)  # wide C, k = 300: inner product
     return [cpu.conv2d_backward_input(grad_out, w, x.shape, 2, 1),
@@ -437,6 +568,10 @@ def _parallel_backwards(seed=0):
             cpu.conv2d_backward_input(grad_big, w_big, x_big.shape, 1, 1),
             cpu.conv2d_backward_weight(grad_big, x_big, w_big.shape, 1, 1),
             cpu.avg_pool2d_backward(grad_pool, x.shape, 2, 1),
+            cpu.conv2d(x_blas, w_blas, 1, 1),
+            cpu.conv2d_backward_input(grad_blas, w_blas, x_blas.shape, 1, 1),
+            cpu.conv2d_backward_weight(grad_blas, x_blas, w_blas.shape, 1, 1),
+            cpu.conv2d_backward_input(grad_wide, w_blas, x_wide.shape),  # wide grid
             cpu.matmul(a, b), cpu.matmul(a[:, :40], b[:40])]
 
 

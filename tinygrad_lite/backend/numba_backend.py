@@ -12,8 +12,10 @@ Which kernel runs, per op:
 * ``conv2d``, ``conv2d_backward_input``, ``conv2d_backward_weight``, ``max_pool2d``,
   ``max_pool2d_backward``, ``avg_pool2d``, ``avg_pool2d_backward``: ``kernels.cpu``
   for float32/float64 arrays (im2col/col2im + GEMM, whole-batch CHWN for small output
-  planes and image by image for large ones; a straight-line 2x2/stride-2 max-pooling
-  kernel and per-plane loops for other windows), else the numpy reference (float16).
+  planes and image by image for large ones, the products of large convolutions by
+  single-threaded BLAS calls inside Numba's parallel loop; a straight-line
+  2x2/stride-2 max-pooling kernel and per-plane loops for other windows), else the
+  numpy reference (float16).
 * ``matmul``: ``kernels.cpu.matmul`` for 2-D float32/float64 operands of one dtype and
   ``kernels.cpu.batched_matmul`` for stacks with equal batch axes, when the product has
   at least ``SMALL_MATMUL_FLOPS`` operations; everything else (small products, 1-D
@@ -68,6 +70,9 @@ class NumbaBackend(NumpyBackend):
         this backend numpy's BLAS only serves leftovers, so the limit costs little.
         """
         if self._blas_limit is None:
+            # Load the BLAS that Numba's np.dot calls (scipy's) first, so that the limit
+            # covers it too: the large convolutions call it from inside Numba's threads.
+            self.kernels._blas_libraries()
             self._blas_limit = self.kernels.limit_blas_threads(1)
 
     def deactivate(self) -> None:
