@@ -151,19 +151,23 @@ def test_matmul_rejects_bad_arguments():
 # ---------------------------------------------------------------------------- conv2d
 
 
-@EXAMPLES
-@given(case=conv_cases(), kind=st.sampled_from(["inner", "outer"]))
-def test_conv2d_and_backwards_match_reference(case, kind):
-    x_shape, w_shape, stride, padding, dtype, seed = case
+def assert_conv_matches_reference(x_shape, w_shape, stride, padding, dtype, seed):
+    """Our forward and both backward passes against the numpy reference, random data."""
     x, w = random_array(seed, x_shape, dtype), random_array(seed + 1, w_shape, dtype)
     out = ref.conv2d(x, w, stride, padding)
     grad_out = random_array(seed + 2, out.shape, dtype)
-    with gemm_kernel(kind):  # matmul-style shape rules must not matter to the conv
-        assert_close(cpu.conv2d(x, w, stride, padding), out)
+    assert_close(cpu.conv2d(x, w, stride, padding), out)
     assert_close(cpu.conv2d_backward_input(grad_out, w, x_shape, stride, padding),
                  ref.conv2d_backward_input(grad_out, w, x_shape, stride, padding))
     assert_close(cpu.conv2d_backward_weight(grad_out, x, w_shape, stride, padding),
                  ref.conv2d_backward_weight(grad_out, x, w_shape, stride, padding))
+
+
+@EXAMPLES
+@given(case=conv_cases(), kind=st.sampled_from(["inner", "outer"]))
+def test_conv2d_and_backwards_match_reference(case, kind):
+    with gemm_kernel(kind):  # matmul-style shape rules must not matter to the conv
+        assert_conv_matches_reference(*case)
 
 
 @EXAMPLES
@@ -173,14 +177,7 @@ def test_conv2d_with_eight_row_blocks_matches_reference(case, filters, batch):
     remainders, on the batch-innermost (CHWN) patch matrices."""
     x_shape, w_shape, stride, padding, dtype, seed = case
     x_shape, w_shape = (batch,) + x_shape[1:], (filters,) + w_shape[1:]
-    x, w = random_array(seed, x_shape, dtype), random_array(seed + 1, w_shape, dtype)
-    out = ref.conv2d(x, w, stride, padding)
-    grad_out = random_array(seed + 2, out.shape, dtype)
-    assert_close(cpu.conv2d(x, w, stride, padding), out)
-    assert_close(cpu.conv2d_backward_input(grad_out, w, x_shape, stride, padding),
-                 ref.conv2d_backward_input(grad_out, w, x_shape, stride, padding))
-    assert_close(cpu.conv2d_backward_weight(grad_out, x, w_shape, stride, padding),
-                 ref.conv2d_backward_weight(grad_out, x, w_shape, stride, padding))
+    assert_conv_matches_reference(x_shape, w_shape, stride, padding, dtype, seed)
 
 
 @contextlib.contextmanager
@@ -219,15 +216,8 @@ def test_conv2d_both_layouts_match_reference(case, filters, batch, layout):
     matrices per group, used alternately), forced on the same random shapes."""
     x_shape, w_shape, stride, padding, dtype, seed = case
     x_shape, w_shape = (batch,) + x_shape[1:], (filters,) + w_shape[1:]
-    x, w = random_array(seed, x_shape, dtype), random_array(seed + 1, w_shape, dtype)
-    out = ref.conv2d(x, w, stride, padding)
-    grad_out = random_array(seed + 2, out.shape, dtype)
     with conv_layout(layout):
-        assert_close(cpu.conv2d(x, w, stride, padding), out)
-        assert_close(cpu.conv2d_backward_input(grad_out, w, x_shape, stride, padding),
-                     ref.conv2d_backward_input(grad_out, w, x_shape, stride, padding))
-        assert_close(cpu.conv2d_backward_weight(grad_out, x, w_shape, stride, padding),
-                     ref.conv2d_backward_weight(grad_out, x, w_shape, stride, padding))
+        assert_conv_matches_reference(x_shape, w_shape, stride, padding, dtype, seed)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -277,14 +267,7 @@ def test_conv2d_blas_path_by_shape_matches_reference(case):
     for name, kernel in saved.items():
         setattr(cpu, name, lambda *a, _k=kernel, _n=name: (calls.append(_n), _k(*a))[1])
     try:
-        x, w = random_array(seed, x_shape, dtype), random_array(seed + 1, w_shape, dtype)
-        out = ref.conv2d(x, w, stride, padding)
-        grad_out = random_array(seed + 2, out.shape, dtype)
-        assert_close(cpu.conv2d(x, w, stride, padding), out)
-        assert_close(cpu.conv2d_backward_input(grad_out, w, x_shape, stride, padding),
-                     ref.conv2d_backward_input(grad_out, w, x_shape, stride, padding))
-        assert_close(cpu.conv2d_backward_weight(grad_out, x, w_shape, stride, padding),
-                     ref.conv2d_backward_weight(grad_out, x, w_shape, stride, padding))
+        assert_conv_matches_reference(x_shape, w_shape, stride, padding, dtype, seed)
     finally:
         for name, kernel in saved.items():
             setattr(cpu, name, kernel)
