@@ -319,16 +319,22 @@ def add_backend_option(parser: argparse.ArgumentParser) -> None:
                              "and matmul kernels of tinygrad_lite.kernels.cpu)")
 
 
+def run_example(args, run):
+    """``run(args)`` the way every example runs: figures to files (Agg), BLAS at one
+    thread (the thread count comes back afterwards, also after an error)."""
+    use_agg_backend()
+    with blas_threads(1):
+        return run(args)
+
+
 def run_on_backend(args, run):
-    """``run(args)`` on ``args.backend`` with BLAS at one thread; the previous backend and
-    thread count come back afterwards, also after an error."""
+    """``run_example`` on ``args.backend``; the previous backend comes back afterwards,
+    also after an error."""
     import tinygrad_lite as tl
 
-    use_agg_backend()
     previous = tl.get_backend_name()
     tl.set_backend(args.backend)
     try:
-        with blas_threads(1):
-            return run(args)
+        return run_example(args, run)
     finally:
         tl.set_backend(previous)

@@ -103,10 +103,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--epochs", type=int, default=20,
                         help="epochs per grid cell (default 20 to stay under a minute on two "
                              "cores; the notes use 100)")
-    args = parser.parse_args(argv)
-    _common.use_agg_backend()
-    with _common.blas_threads(1):
-        return run(args)
+    return _common.run_example(parser.parse_args(argv), run)
 
 
 def run(args) -> dict:

@@ -39,9 +39,7 @@ def build_model() -> nn.Module:
 
 def main(argv=None) -> dict:
     args = _common.example_parser(__doc__.splitlines()[0]).parse_args(argv)
-    _common.use_agg_backend()
-    with _common.blas_threads(1):
-        return run(args)
+    return _common.run_example(args, run)
 
 
 def run(args) -> dict:

@@ -82,10 +82,7 @@ def main(argv=None) -> dict:
     parser = _common.example_parser(__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=None,
                         help="training epochs (default 100, or 8 with --quick)")
-    args = parser.parse_args(argv)
-    _common.use_agg_backend()
-    with _common.blas_threads(1):
-        return run(args)
+    return _common.run_example(parser.parse_args(argv), run)
 
 
 def run(args) -> dict:

@@ -197,10 +197,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--scaling", choices=("difference", "standard"), default="difference")
     parser.add_argument("--models", default=",".join(MODELS),
                         help=f"comma-separated subset of {','.join(MODELS)}")
-    args = parser.parse_args(argv)
-    _common.use_agg_backend()
-    with _common.blas_threads(1):
-        return run(args)
+    return _common.run_example(parser.parse_args(argv), run)
 
 
 def run(args) -> dict:
