@@ -194,13 +194,14 @@ def blas_products(on):
 @contextlib.contextmanager
 def conv_layout(kind):
     """Make the convolution use the ``"image"`` (per-image) or ``"batch"`` (CHWN) layout,
-    or ``"blas"`` / ``"wide"`` (per image, products by BLAS; input gradient on the wide
-    grid wherever stride and padding allow it for ``"wide"``, never for ``"blas"``)."""
+    or ``"blas"`` / ``"shifted"`` (per image, products by BLAS: after im2col for
+    ``"blas"``; tap-shifted views on the wide grid for ``"shifted"`` wherever the stride
+    is 1, any width)."""
     saved = cpu.IMAGE_LAYOUT_PIXELS, cpu.WIDE_GRID_MAX
     cpu.IMAGE_LAYOUT_PIXELS = 0 if kind == "image" else 10**9
-    cpu.WIDE_GRID_MAX = 10**9 if kind == "wide" else 0
+    cpu.WIDE_GRID_MAX = 10**9 if kind == "shifted" else 0
     try:
-        with blas_products(kind in ("blas", "wide")):
+        with blas_products(kind in ("blas", "shifted")):
             yield
     finally:
         cpu.IMAGE_LAYOUT_PIXELS, cpu.WIDE_GRID_MAX = saved
@@ -208,12 +209,13 @@ def conv_layout(kind):
 
 @EXAMPLES
 @given(case=conv_cases(), filters=st.integers(1, 19), batch=st.integers(1, 20),
-       layout=st.sampled_from(["image", "batch", "blas", "wide"]))
+       layout=st.sampled_from(["image", "batch", "blas", "shifted"]))
 def test_conv2d_both_layouts_match_reference(case, filters, batch, layout):
     """Per-image layout (image groups of one or more images, scratch patch matrices,
     tap counts not a multiple of 4, padding and stride handled by im2col/col2im of one
     image), the whole-batch CHWN layout and the per-image BLAS kernels (two scratch
-    matrices per group, used alternately), forced on the same random shapes."""
+    matrices per group, used alternately; tap-shifted products for stride 1, with padding
+    copied into padded planes), forced on the same random shapes."""
     x_shape, w_shape, stride, padding, dtype, seed = case
     x_shape, w_shape = (batch,) + x_shape[1:], (filters,) + w_shape[1:]
     with conv_layout(layout):
@@ -237,8 +239,11 @@ def test_conv2d_picks_the_layout_by_output_plane(dtype, monkeypatch):
         assert calls == [expected]
 
 
-BLAS_KERNELS = ("_conv_blas_kernel", "_conv_input_blas_kernel", "_conv_weight_blas_kernel",
-                "_conv_input_wide_blas_kernel")
+IM2COL_BLAS_KERNELS = ("_conv_blas_kernel", "_conv_input_blas_kernel",
+                       "_conv_weight_blas_kernel")
+SHIFTED_KERNELS = ("_conv_shifted_kernel", "_conv_input_shifted_kernel",
+                   "_conv_weight_shifted_kernel")
+BLAS_KERNELS = IM2COL_BLAS_KERNELS + SHIFTED_KERNELS
 OUR_KERNELS = ("_conv_images_kernel", "_conv_input_images_kernel",
                "_conv_weight_images_kernel", "_im2col_kernel", "_col2im_kernel")
 
@@ -273,8 +278,11 @@ def test_conv2d_blas_path_by_shape_matches_reference(case):
             setattr(cpu, name, kernel)
     taps = w_shape[1] * w_shape[2] * w_shape[3]
     if taps >= cpu.BLAS_MIN_TAPS and w_shape[0] >= cpu.BLAS_MIN_FILTERS:
-        assert len(calls) == 3 and set(calls) <= set(BLAS_KERNELS)
-        assert calls[0] == "_conv_blas_kernel" and calls[2] == "_conv_weight_blas_kernel"
+        (_, pw), (_, ow) = ref.as_pair(padding), ref.conv_output_hw(
+            x_shape[2:], w_shape[2:], stride, padding)
+        shifted = (ref.as_pair(stride) == (1, 1)
+                   and x_shape[3] + 2 * pw <= cpu.WIDE_GRID_MAX * ow)
+        assert calls == list(SHIFTED_KERNELS if shifted else IM2COL_BLAS_KERNELS)
     else:
         assert len(calls) == 3 and not set(calls) & set(BLAS_KERNELS)
 
@@ -293,7 +301,7 @@ def test_conv2d_picks_blas_for_the_cifar_32_to_64_layer_only(monkeypatch):
         x, w = random_array(0, x_shape, np.float32), random_array(1, w_shape, np.float32)
         calls.clear()
         cpu.conv2d(x, w)
-        assert (calls == ["_conv_blas_kernel"]) == blas, (x_shape, calls)
+        assert (calls == ["_conv_shifted_kernel"]) == blas, (x_shape, calls)
 
 
 def test_blas_thread_counts_are_restored():
@@ -314,10 +322,10 @@ def test_blas_thread_counts_are_restored():
     assert [library.num_threads for library in libraries] == before
 
 
-@pytest.mark.parametrize("layout", ["blas", "wide"])
+@pytest.mark.parametrize("layout", ["blas", "shifted"])
 def test_conv2d_blas_input_gradient_with_inf_weight(layout):
     """The wide grid's zero columns would turn an infinite weight into NaN (``inf * 0``)
-    on pixels the reference leaves finite: such a weight takes the plain BLAS kernel."""
+    on pixels the reference leaves finite: such a weight takes the im2col BLAS kernel."""
     x_shape = (3, 32, 7, 7)
     w = random_array(1, (32, 32, 3, 3), np.float64)
     w[3, 5, 1, 2] = np.inf
@@ -328,6 +336,40 @@ def test_conv2d_blas_input_gradient_with_inf_weight(layout):
     np.testing.assert_array_equal(np.isnan(actual), np.isnan(expected))
     finite = np.isfinite(expected)
     np.testing.assert_allclose(actual[finite], expected[finite], rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("padding", [0, 1])
+@pytest.mark.parametrize("bad", [np.inf, -np.inf, np.nan])
+def test_conv2d_shifted_passes_with_non_finite_input(bad, padding):
+    """A non-finite pixel also lies under the wide grid's extra columns. The forward drops
+    those columns, so it stays on the tap-shifted kernel; the weight gradient would
+    multiply it by their zero gradients (``inf * 0``) and takes the im2col kernel. Both
+    give the reference's NaN/inf pattern and values."""
+    x = random_array(0, (3, 32, 7, 7), np.float64)
+    x[1, 4, 2, 0] = bad
+    x[2, 31, 6, 6] = bad
+    w = random_array(1, (32, 32, 3, 3), np.float64)
+    grad_out = random_array(2, (3, 32, 5 + 2 * padding, 5 + 2 * padding), np.float64)
+    calls = []
+    kernels = {name: getattr(cpu, name) for name in BLAS_KERNELS}
+    for name, kernel in kernels.items():
+        setattr(cpu, name, lambda *a, _k=kernel, _n=name: (calls.append(_n), _k(*a))[1])
+    try:
+        with conv_layout("shifted"):
+            actual = (cpu.conv2d(x, w, 1, padding),
+                      cpu.conv2d_backward_weight(grad_out, x, w.shape, 1, padding))
+    finally:
+        for name, kernel in kernels.items():
+            setattr(cpu, name, kernel)
+    assert calls == ["_conv_shifted_kernel", "_conv_weight_blas_kernel"]
+    expected = (ref.conv2d(x, w, 1, padding),
+                ref.conv2d_backward_weight(grad_out, x, w.shape, 1, padding))
+    for got, want in zip(actual, expected):
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+        finite = np.isfinite(want)
+        np.testing.assert_array_equal(got[~finite & ~np.isnan(want)],
+                                      want[~finite & ~np.isnan(want)])
+        np.testing.assert_allclose(got[finite], want[finite], rtol=1e-10, atol=1e-10)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -542,6 +584,7 @@ def _parallel_backwards(seed=0):
     grad_blas = random_array(seed + 12, (19, 33, 9, 8), np.float32)
     x_wide = random_array(seed + 13, (19, 8, 14, 13), np.float32)
     grad_wide = random_array(seed + 14, (19, 33, 12, 11), np.float32)
+    grad_stride = random_array(seed + 15, (19, 33, 5, 4), np.float32)
     a = random_array(seed + 4, (150, 300), np.float32)
     b = random_array(seed + 5, (300, 600), np.float32)  # wide C, k = 300: inner product
     return [cpu.conv2d_backward_input(grad_out, w, x.shape, 2, 1),
@@ -554,7 +597,10 @@ def _parallel_backwards(seed=0):
             cpu.conv2d(x_blas, w_blas, 1, 1),
             cpu.conv2d_backward_input(grad_blas, w_blas, x_blas.shape, 1, 1),
             cpu.conv2d_backward_weight(grad_blas, x_blas, w_blas.shape, 1, 1),
-            cpu.conv2d_backward_input(grad_wide, w_blas, x_wide.shape),  # wide grid
+            cpu.conv2d_backward_input(grad_wide, w_blas, x_wide.shape),  # tap-shifted
+            cpu.conv2d_backward_weight(grad_wide, x_wide, w_blas.shape),
+            cpu.conv2d_backward_input(grad_stride, w_blas, x_blas.shape, 2, 1),  # im2col BLAS
+            cpu.conv2d_backward_weight(grad_stride, x_blas, w_blas.shape, 2, 1),
             cpu.matmul(a, b), cpu.matmul(a[:, :40], b[:40])]
 
 

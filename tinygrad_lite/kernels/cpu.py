@@ -52,10 +52,13 @@ section "convolution" below has the details):
   The weight gradient sums each group's images into the group's own partial, and the
   partials are added in group order.
 * **per image, products by BLAS** (many taps and filters: the CIFAR 32 -> 64 layer,
-  288 x 64): the per-image structure, but each image's product is one single-threaded
-  BLAS call (``np.dot``, which Numba lowers to scipy's OpenBLAS sgemm/dgemm) inside our
-  ``prange`` over image groups; the input gradient computes on a wide grid so that
-  col2im becomes a few long contiguous adds (``_conv_input_wide_blas_kernel``).
+  288 x 64): the per-image structure, but the products are single-threaded BLAS calls
+  (scipy's OpenBLAS sgemm/dgemm, the library Numba uses for ``np.dot``) inside our
+  ``prange`` over image groups. With stride 1 there is no im2col at all: on a *wide
+  grid* the pixels one filter tap reads form a strided view of the image, and each
+  pass is one BLAS product per tap on such views (``_conv_*shifted_kernel``, through
+  :func:`~tinygrad_lite.kernels.blas.strided_gemm`). Other strides: im2col of one image
+  into a scratch matrix and one ``np.dot`` (``_conv_*blas_kernel``).
 
 See ``docs/kernels.md`` for the measurements.
 """
@@ -70,6 +73,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
+from .blas import strided_gemm
 from .reference import as_pair, check_conv_shapes, conv_output_hw
 
 # Re-association lets LLVM split a sum over SIMD lanes; contraction fuses a*b+c into one
@@ -868,48 +872,6 @@ def _conv_input_blas_kernel(grads, wt, kh, kw, sh, sw, ph, pw, oh, ow, scratch, 
 
 
 @njit(**_PARALLEL)
-def _conv_input_wide_blas_kernel(grads, wt, kh, kw, oh, ow, scratch, wide, grad_x):
-    """``_conv_input_blas_kernel`` for stride 1 and no padding, without a col2im gather.
-
-    Trick: compute the patch gradient on a *wide* grid, ``OH x W`` output columns
-    instead of ``OH x OW``, the ``W - OW`` extra columns of each row fed zero gradients
-    (``wide[g]``, the image's gradient copied row by row into zeroed wider rows). Tap
-    ``(c, i, j)`` of wide column ``r*W + q`` lands on input pixel ``(r + i)*W + (q + j)``
-    of channel c, so its whole row of the patch gradient is *one* contiguous run added
-    at offset ``i*W + j`` of the flat plane: 9 long vectorised adds per channel where
-    col2im does ``KH*KW*OH`` adds of ``OW`` values (13 for the CIFAR layer: too short to
-    vectorise). The extra columns are zeros (``W.T @ 0``; the caller checks that the
-    weight is finite, as ``inf * 0`` is NaN) and add nothing where they land (the next
-    row's first pixels); the last run is cut at the end of the plane. Costs ``W/OW``
-    more GEMM work (15/13 for the CIFAR layer), and saves most of col2im's time.
-    """
-    images, groups = grads.shape[0], scratch.shape[0]
-    filters, channels = grads.shape[1], grad_x.shape[1]
-    width = grad_x.shape[3]
-    plane = grad_x.shape[2] * width
-    for g in prange(groups):
-        spread = wide[g]
-        for n in range(g * images // groups, (g + 1) * images // groups):
-            patches = scratch[g, n % 2]
-            for f in range(filters):
-                src, dst = grads[n, f], spread[f]
-                for r in range(oh):
-                    row_in, row_out = src[r * ow : (r + 1) * ow], dst[r * width : r * width + ow]
-                    for q in range(ow):
-                        row_out[q] = row_in[q]
-            np.dot(wt, spread, patches)
-            flat = grad_x[n].reshape(channels, plane)
-            for c in range(channels):
-                for i in range(kh):
-                    for j in range(kw):
-                        start = i * width + j
-                        run = patches[(c * kh + i) * kw + j]
-                        dst = flat[c, start:]
-                        for t in range(min(oh * width, plane - start)):
-                            dst[t] += run[t]
-
-
-@njit(**_PARALLEL)
 def _conv_weight_blas_kernel(grads, x, kh, kw, sh, sw, ph, pw, oh, ow, scratch, products,
                              partial):
     """``partial[g] = sum over the images n of group g of im2col(x[n]) @ grads[n].T``.
@@ -939,12 +901,185 @@ def _conv_weight_blas_kernel(grads, x, kh, kw, sh, sw, ph, pw, oh, ow, scratch, 
 
 
 
+# ------------------------------------ per image, tap-shifted BLAS products (stride 1)
+#
+# With stride 1, im2col is not needed at all. Compute each image's output on a *wide
+# grid*: ``OH x Wp`` columns instead of ``OH x OW`` (``Hp, Wp``: the padded input's
+# height and width), so that output column ``t = r*Wp + q`` of tap ``(i, j)`` reads
+# input pixel ``t + i*Wp + j`` of the flat padded plane. For one tap the pixels read by
+# every wide column of every channel then form a ``(C, cols)`` *view* of the image with
+# rows ``Hp*Wp`` apart: a strided matrix BLAS takes as it is (``strided_gemm``). The
+# convolution is nine accumulating products per image (one per tap of a 3x3 filter):
+#
+#     forward          Y_wide (O, cols)    += W_ij (O, C)  @ X_ij (C, cols)
+#     input gradient   dX_ij  (C, cols)    += W_ij.T (C, O) @ G_wide (O, cols)
+#     weight gradient  dW_ij  (O, C)       += G_wide (O, cols) @ X_ij.T (cols, C)
+#
+# where ``X_ij`` starts at offset ``i*Wp + j`` and ``cols = OH*Wp - (KW - 1)`` (the last
+# wide row is cut where it would run past the plane). The ``Wp - OW`` extra columns of
+# each wide row are the price: ``Wp/OW`` more GEMM work (15/13 for the CIFAR 32 -> 64
+# layer), against an im2col copy of ``C*KH*KW`` runs of ``OW`` values per output row
+# saved (13 values: too short to copy fast). Their forward values are dropped by the
+# crop to ``OH x OW``; in the gradients ``G_wide`` holds zeros there, so the input
+# gradient adds ``W.T @ 0`` (the caller checks that W is finite: ``inf * 0`` is NaN) and
+# the weight gradient ``0 * x`` (the caller checks that x is finite). Measured on the
+# 32 -> 64 layer, two threads: forward 2.8-3.0 ms against 4.7-5.3 with im2col, input
+# gradient 2.7-3.0 against 3.7-3.9, weight gradient 4.1-4.5 against 5.1-5.6.
+
+
+@njit(**_SERIAL)
+def _padded_plane(x, ph, pw, padded):
+    """Image ``x (C, H, W)`` as one flat array of zero-padded planes.
+
+    Without padding the image itself, flattened (a view). With padding its rows are
+    copied into ``padded``, whose borders are zero and never written.
+    """
+    channels, height, width = x.shape
+    if ph == 0 and pw == 0:
+        return x.reshape(-1)
+    hp, wp = height + 2 * ph, width + 2 * pw
+    for c in range(channels):
+        for r in range(height):
+            src, dst = x[c, r], padded[(c * hp + r + ph) * wp + pw:]
+            for q in range(width):
+                dst[q] = src[q]
+    return padded
+
+
+@njit(**_SERIAL)
+def _spread_to_wide(grad, oh, ow, wp, wide):
+    """``wide[f, r*Wp + q] = grad[f, r*OW + q]`` for ``q < OW``; the other columns of
+    ``wide`` (zero from the allocation) are never written, so they stay zero."""
+    for f in range(grad.shape[0]):
+        src, dst = grad[f], wide[f]
+        for r in range(oh):
+            run_in, run_out = src[r * ow:(r + 1) * ow], dst[r * wp:r * wp + ow]
+            for q in range(ow):
+                run_out[q] = run_in[q]
+
+
+@njit(**_PARALLEL)
+def _conv_shifted_kernel(x, w_taps, kh, kw, ph, pw, oh, ow, padded, wide, out):
+    """``out[n] = crop(sum over taps of W_ij @ X_ij)``, nine BLAS products per image.
+
+    ``w_taps (KH*KW, O, C)``: the weight tap by tap. ``prange`` over image groups; per
+    image: the padded plane (a view without padding), one ``strided_gemm`` per tap into
+    the group's wide output (the first overwrites, the others accumulate), then the
+    ``OH x OW`` crop copied into ``out[n] (O, OH*OW)``.
+    """
+    images, channels = x.shape[0], x.shape[1]
+    groups, filters = wide.shape[0], w_taps.shape[1]
+    hp, wp = x.shape[2] + 2 * ph, x.shape[3] + 2 * pw
+    cols = oh * wp - (kw - 1)
+    weights = w_taps.reshape(-1)
+    for g in prange(groups):
+        acc = wide[g]
+        acc_flat = acc.reshape(-1)
+        for n in range(g * images // groups, (g + 1) * images // groups):
+            plane = _padded_plane(x[n], ph, pw, padded[g])
+            for i in range(kh):
+                for j in range(kw):
+                    tap = i * kw + j
+                    strided_gemm(weights, tap * filters * channels, channels, False,
+                                 plane, i * wp + j, hp * wp, False,
+                                 acc_flat, 0, oh * wp, filters, cols, channels,
+                                 0.0 if tap == 0 else 1.0)
+            for f in range(filters):
+                row, dst = acc[f], out[n, f]
+                for r in range(oh):
+                    run_in, run_out = row[r * wp:r * wp + ow], dst[r * ow:(r + 1) * ow]
+                    for q in range(ow):
+                        run_out[q] = run_in[q]
+
+
+@njit(**_PARALLEL)
+def _conv_input_shifted_kernel(grads, w_taps_t, kh, kw, ph, pw, oh, ow, padded, wide,
+                               grad_x):
+    """``grad_x[n] = crop(sum over taps of W_ij.T @ G_wide)``, nine products per image.
+
+    ``w_taps_t (KH*KW, C, O)``. Per image: ``G[n]`` spread onto the group's wide grid,
+    then one accumulating ``strided_gemm`` per tap straight into the flat gradient
+    planes at offset ``i*Wp + j``: ``grad_x[n]`` itself without padding (zeroed by the
+    caller), else the group's padded planes, zeroed per image and cropped after.
+    Overlapping taps are added one after the other, on one thread: no race.
+    """
+    images, filters = grads.shape[0], grads.shape[1]
+    channels, height, width = grad_x.shape[1], grad_x.shape[2], grad_x.shape[3]
+    groups = wide.shape[0]
+    hp, wp = height + 2 * ph, width + 2 * pw
+    cols = oh * wp - (kw - 1)
+    weights = w_taps_t.reshape(-1)
+    for g in prange(groups):
+        acc = wide[g]
+        acc_flat = acc.reshape(-1)
+        for n in range(g * images // groups, (g + 1) * images // groups):
+            _spread_to_wide(grads[n], oh, ow, wp, acc)
+            if ph == 0 and pw == 0:
+                target = grad_x[n].reshape(-1)
+            else:
+                target = padded[g]
+                target[:] = 0
+            for i in range(kh):
+                for j in range(kw):
+                    tap = i * kw + j
+                    strided_gemm(weights, tap * channels * filters, filters, False,
+                                 acc_flat, 0, oh * wp, False,
+                                 target, i * wp + j, hp * wp, channels, cols, filters, 1.0)
+            if ph != 0 or pw != 0:
+                for c in range(channels):
+                    for r in range(height):
+                        src, dst = target[(c * hp + r + ph) * wp + pw:], grad_x[n, c, r]
+                        for q in range(width):
+                            dst[q] = src[q]
+
+
+@njit(**_PARALLEL)
+def _conv_weight_shifted_kernel(grads, x, kh, kw, ph, pw, oh, ow, padded, wide, partial):
+    """``partial[g, tap] (O, C) += G_wide @ X_ij.T`` over the images of group g, in order.
+
+    Per image: ``G[n]`` spread onto the group's wide grid, the padded plane, one
+    accumulating ``strided_gemm`` per tap (k = ``cols``). The caller adds the partials
+    in group order and reorders ``(KH*KW, O, C)`` to ``(O, C, KH, KW)``. ``G @ X.T``
+    here ran faster than ``X @ G.T`` (4.3 ms against 4.9 on two threads).
+    """
+    images, channels = x.shape[0], x.shape[1]
+    groups, filters = wide.shape[0], grads.shape[1]
+    hp, wp = x.shape[2] + 2 * ph, x.shape[3] + 2 * pw
+    cols = oh * wp - (kw - 1)
+    for g in prange(groups):
+        acc = wide[g]
+        acc_flat, sums = acc.reshape(-1), partial[g].reshape(-1)
+        for n in range(g * images // groups, (g + 1) * images // groups):
+            _spread_to_wide(grads[n], oh, ow, wp, acc)
+            plane = _padded_plane(x[n], ph, pw, padded[g])
+            for i in range(kh):
+                for j in range(kw):
+                    tap = i * kw + j
+                    strided_gemm(acc_flat, 0, oh * wp, False,
+                                 plane, i * wp + j, hp * wp, True,
+                                 sums, tap * filters * channels, channels,
+                                 filters, channels, cols, 1.0)
+
+
+@njit(parallel=True, cache=True)
+def _all_finite(x):
+    """True when no entry of ``x`` is inf or NaN (no fastmath: it must see them)."""
+    flat = x.reshape(-1)
+    bad = 0
+    for t in prange(flat.shape[0]):
+        value = flat[t]
+        bad += not (value - value == 0)
+    return bad == 0
+
+
+
 BLAS_MIN_TAPS, BLAS_MIN_FILTERS = 64, 32
 """Convolutions with at least this many taps (``C*KH*KW``) and filters use the BLAS
 kernels above (see :func:`_blas_conv`)."""
 WIDE_GRID_MAX = 1.25
-"""The input gradient's BLAS kernel computes on the wide grid (``OH x W`` columns instead
-of ``OH x OW``; ``_conv_input_wide_blas_kernel``) when ``W <= WIDE_GRID_MAX * OW``."""
+"""Stride-1 convolutions that take BLAS use the tap-shifted kernels (wide grid of
+``OH x Wp`` columns instead of ``OH x OW``) when ``Wp <= WIDE_GRID_MAX * OW``, the
+im2col ones otherwise (``_shifted_conv``)."""
 _BLAS_LIBRARIES = None
 
 
@@ -981,6 +1116,27 @@ def _blas_conv(taps, filters):
 def _blas_scratch(n, taps, pixels, dtype):
     """Two ``(taps, pixels)`` patch matrices per image group, used alternately."""
     return np.empty((min(n, IMAGE_GROUPS), 2, taps, pixels), dtype=dtype)
+
+
+def _shifted_conv(taps, filters, stride, padded_width, ow):
+    """True: the tap-shifted BLAS kernels (``_conv_*shifted_kernel``) take the pass.
+
+    Stride 1, a BLAS-sized GEMM (``_blas_conv``), and a wide grid at most
+    ``WIDE_GRID_MAX`` times wider than the output (a 3x3 filter on a 15-pixel-wide
+    image: 15/13; on a 6-pixel one the waste would be 6/4).
+    """
+    return (stride == (1, 1) and _blas_conv(taps, filters)
+            and padded_width <= WIDE_GRID_MAX * ow)
+
+
+def _shifted_scratch(n, filters, oh, x_shape, padding, dtype):
+    """Per image group: a zeroed wide grid ``(O, OH*Wp)`` and zeroed padded planes
+    ``(C*Hp*Wp,)`` (empty without padding: the kernels then read the image itself)."""
+    (ph, pw), (_, c, h, w) = padding, x_shape
+    groups = min(n, IMAGE_GROUPS)
+    plane = c * (h + 2 * ph) * (w + 2 * pw) if ph or pw else 0
+    wide = np.zeros((groups, filters, oh * (w + 2 * pw)), dtype=dtype)
+    return wide, np.zeros((groups, plane), dtype=dtype)
 
 
 _BLAS_LOCK = threading.Lock()
@@ -1055,6 +1211,14 @@ def conv2d(x, w, stride=1, padding=0):
     (sh, sw), (ph, pw), (oh, ow) = _conv_setup(x.shape, w.shape, stride, padding)
     n, filters, kh, kw = x.shape[0], w.shape[0], w.shape[2], w.shape[3]
     wm = w.reshape(filters, -1)
+    if _shifted_conv(wm.shape[1], filters, (sh, sw), x.shape[3] + 2 * pw, ow):
+        by_tap = w.transpose(2, 3, 0, 1).reshape(kh * kw, filters, w.shape[1])  # small copy
+        w_taps = np.ascontiguousarray(by_tap)
+        out = np.empty((n, filters, oh * ow), dtype=x.dtype)
+        wide, padded = _shifted_scratch(n, filters, oh, x.shape, (ph, pw), x.dtype)
+        with _single_threaded_blas():
+            _conv_shifted_kernel(x, w_taps, kh, kw, ph, pw, oh, ow, padded, wide, out)
+        return out.reshape(n, filters, oh, ow)
     if _blas_conv(wm.shape[1], filters):
         out = np.empty((n, filters, oh * ow), dtype=x.dtype)
         scratch = _blas_scratch(n, wm.shape[1], oh * ow, x.dtype)
@@ -1087,15 +1251,14 @@ def conv2d_backward_input(grad_out, w, x_shape, stride=1, padding=0):
     filters, kh, kw = w.shape[0], w.shape[2], w.shape[3]
     _check_grad_shape("conv2d_backward_input", grad_out, (n, filters, oh, ow))
     w_t = np.ascontiguousarray(w.reshape(filters, -1).T)  # (C*KH*KW, O), small
-    if (_blas_conv(w_t.shape[0], filters) and sh == sw == 1 and ph == pw == 0
-            and width <= WIDE_GRID_MAX * ow and np.isfinite(w_t).all()):
+    if (_shifted_conv(w_t.shape[0], filters, (sh, sw), width + 2 * pw, ow)
+            and np.isfinite(w_t).all()):
+        w_taps_t = np.ascontiguousarray(w.transpose(2, 3, 1, 0)).reshape(kh * kw, c, filters)
         grad_x = np.zeros(x_shape, dtype=grad_out.dtype)
-        groups = min(n, IMAGE_GROUPS)
-        scratch = _blas_scratch(n, w_t.shape[0], oh * width, grad_out.dtype)
-        wide = np.zeros((groups, filters, oh * width), dtype=grad_out.dtype)
+        wide, padded = _shifted_scratch(n, filters, oh, x_shape, (ph, pw), grad_out.dtype)
         with _single_threaded_blas():
-            _conv_input_wide_blas_kernel(grad_out.reshape(n, filters, oh * ow), w_t, kh, kw,
-                                         oh, ow, scratch, wide, grad_x)
+            _conv_input_shifted_kernel(grad_out.reshape(n, filters, oh * ow), w_taps_t, kh, kw,
+                                       ph, pw, oh, ow, padded, wide, grad_x)
         return grad_x
     if _blas_conv(w_t.shape[0], filters):
         grad_x = np.zeros(x_shape, dtype=grad_out.dtype)
@@ -1133,6 +1296,17 @@ def conv2d_backward_weight(grad_out, x, w_shape, stride=1, padding=0):
     _check_grad_shape("conv2d_backward_weight", grad_out, (n, filters, oh, ow))
     kc = max(16, KC_BYTES // x.itemsize)
     taps = x.shape[1] * kh * kw
+    if _shifted_conv(taps, filters, (sh, sw), x.shape[3] + 2 * pw, ow) and _all_finite(x):
+        wide, padded = _shifted_scratch(n, filters, oh, x.shape, (ph, pw), x.dtype)
+        partial = np.zeros((wide.shape[0], kh * kw, filters, x.shape[1]), dtype=x.dtype)
+        with _single_threaded_blas():
+            _conv_weight_shifted_kernel(grad_out.reshape(n, filters, oh * ow), x, kh, kw, ph,
+                                        pw, oh, ow, padded, wide, partial)
+        grad_w = partial[0]
+        for g in range(1, partial.shape[0]):  # in group order: the same bits for any thread count
+            grad_w += partial[g]
+        by_tap = grad_w.reshape(kh, kw, filters, x.shape[1])
+        return np.ascontiguousarray(by_tap.transpose(2, 3, 0, 1))
     if _blas_conv(taps, filters):
         groups = min(n, IMAGE_GROUPS)
         scratch = _blas_scratch(n, taps, oh * ow, x.dtype)
