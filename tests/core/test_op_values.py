@@ -1,5 +1,7 @@
 """Forward values against numpy, on random shapes, dtypes and memory layouts."""
 
+import warnings
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -290,3 +292,21 @@ def test_rpow_gradient_with_a_non_positive_python_base_is_a_clear_error():
     np.testing.assert_allclose(y.numpy(), [4.0])
     with pytest.raises(ValueError, match=r"pow: the gradient of -2 \*\* t .* log\(-2\)"):
         y.sum().backward()
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_sigmoid_keeps_relative_accuracy_in_the_tails(dtype):
+    """sigmoid(x) ~ e^x for very negative x: every value above the smallest normal number
+    comes out to a few ulp (not 0, as (1 + tanh(x/2)) / 2 gives once tanh rounds to -1),
+    with no overflow warning where exp(-x) overflows; the upper tail rounds to 1."""
+    x = np.array([-15.0, -19.0, -30.0, -40.0, -80.0, -87.0, -300.0, -700.0, -1000.0,
+                  0.0, 20.0, 1000.0])
+    lower = np.exp(np.minimum(x, 0.0))  # e^x where x <= 0: no overflow
+    exact = np.where(x <= 0, lower / (1 + lower), 1 / (1 + np.exp(-np.abs(x))))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy's default error state warns on overflow
+        ours = Tensor(x.astype(dtype)).sigmoid().numpy().astype(np.float64)
+    tiny = np.finfo(dtype).tiny
+    normal = exact >= tiny
+    np.testing.assert_allclose(ours[normal], exact[normal], rtol=8 * np.finfo(dtype).eps)
+    assert np.all(ours[~normal] <= tiny)
