@@ -958,6 +958,17 @@ def _spread_to_wide(grad, oh, ow, wp, wide):
                 run_out[q] = run_in[q]
 
 
+@njit(**_SERIAL)
+def _crop_from_wide(wide, oh, ow, wp, out):
+    """The inverse of ``_spread_to_wide``: ``out[f, r*OW + q] = wide[f, r*Wp + q]``."""
+    for f in range(out.shape[0]):
+        src, dst = wide[f], out[f]
+        for r in range(oh):
+            run_in, run_out = src[r * wp:r * wp + ow], dst[r * ow:(r + 1) * ow]
+            for q in range(ow):
+                run_out[q] = run_in[q]
+
+
 @njit(**_PARALLEL)
 def _conv_shifted_kernel(x, w_taps, kh, kw, ph, pw, oh, ow, padded, wide, out):
     """``out[n] = crop(sum over taps of W_ij @ X_ij)``, nine BLAS products per image.
@@ -984,12 +995,7 @@ def _conv_shifted_kernel(x, w_taps, kh, kw, ph, pw, oh, ow, padded, wide, out):
                                  plane, i * wp + j, hp * wp, False,
                                  acc_flat, 0, oh * wp, filters, cols, channels,
                                  0.0 if tap == 0 else 1.0)
-            for f in range(filters):
-                row, dst = acc[f], out[n, f]
-                for r in range(oh):
-                    run_in, run_out = row[r * wp:r * wp + ow], dst[r * ow:(r + 1) * ow]
-                    for q in range(ow):
-                        run_out[q] = run_in[q]
+            _crop_from_wide(acc, oh, ow, wp, out[n])
 
 
 @njit(**_PARALLEL)
