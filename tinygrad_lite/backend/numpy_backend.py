@@ -11,6 +11,7 @@ The primitive set, by family:
 * creation / transfer: ``asarray, to_host, from_host, zeros, full, arange, eye,
   randn, rand, copy``
 * elementwise unary: ``neg, exp, log, sqrt, abs, sign, sin, cos, tanh, sigmoid, relu``
+  and, optional (see ``OPTIONAL_PRIMITIVES``), ``log1p, expm1``
 * elementwise binary (numpy broadcasting): ``add, sub, mul, div, pow, maximum,
   minimum`` and the comparisons ``eq, ne, lt, le, gt, ge``; ``where``
 * reductions over axes: ``sum, max, min, argmax, argmin``
@@ -36,9 +37,11 @@ class NumpyBackend:
     name = "numpy"
     device = "cpu"
 
-    #: Primitives another backend may leave out: their callers fall back to the
-    #: out-of-place ops (``getattr(backend, "add_", None)``).
-    OPTIONAL_PRIMITIVES = frozenset({"OPTIONAL_PRIMITIVES", "add_", "sub_"})
+    #: Primitives another backend may leave out: their callers fall back to plainer
+    #: ops (``getattr(backend, "add_", None)``): the in-place ``add_``/``sub_`` to the
+    #: out-of-place ``add``/``sub``, ``log1p(x)``/``expm1(x)`` to ``log(1 + x)``/
+    #: ``exp(x) - 1``, which lose the relative accuracy of small results.
+    OPTIONAL_PRIMITIVES = frozenset({"OPTIONAL_PRIMITIVES", "add_", "sub_", "log1p", "expm1"})
 
     # ------------------------------------------------------------------ dtypes
     @staticmethod
@@ -143,6 +146,10 @@ class NumpyBackend:
     sin = staticmethod(np.sin)
     cos = staticmethod(np.cos)
     tanh = staticmethod(np.tanh)
+    # log(1 + x) and e^x - 1 to an ulp also where the result is tiny: log(1 + x) would
+    # round 1 + x first (giving 0 for |x| < eps / 2), and exp(x) - 1 cancel for x near 0.
+    log1p = staticmethod(np.log1p)
+    expm1 = staticmethod(np.expm1)
 
     @staticmethod
     def sigmoid(x):
@@ -194,7 +201,6 @@ class NumpyBackend:
         return np.broadcast_shapes(*shapes)
 
     # --------------------------------------------------------------- reductions
-    @staticmethod
     # ufunc.reduce directly: np.sum & co. add microseconds of argument dispatch, which
     # is most of the cost for the small arrays of a batch-1 training step.
     @staticmethod

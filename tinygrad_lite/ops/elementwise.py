@@ -376,24 +376,34 @@ class LeakyReLU(Function):
         return g * _constant(x, factor), None
 
 
+def _expm1(backend, x):
+    """e^x - 1, through the backend's optional ``expm1`` primitive when it has one: the
+    subtraction would cancel for x near 0 (giving 0 for |x| < eps / 2)."""
+    expm1 = getattr(backend, "expm1", None)
+    return expm1(x) if expm1 is not None else backend.sub(backend.exp(x), 1)
+
+
 class ELU(Function):
     @staticmethod
     def forward(ctx, x, alpha):
         backend = x.backend
-        negative_part = backend.mul(backend.sub(backend.exp(backend.minimum(x.data, 0)), 1),
-                                    alpha)
+        negative_part = backend.mul(_expm1(backend, backend.minimum(x.data, 0)), alpha)
         y = wrap(backend.astype(backend.where(backend.gt(x.data, 0), x.data, negative_part),
                                 x.dtype), backend)
-        ctx.save_for_backward(x, y)
+        ctx.save_for_backward(x)
         ctx.alpha = alpha
         return y
 
     @staticmethod
     def backward(ctx, g):
-        """y = x if x > 0 else alpha (e^x - 1):  dL/dx = g if x > 0 else g * (y + alpha)."""
-        x, y = ctx.saved_tensors
+        """y = x if x > 0 else alpha (e^x - 1):  dL/dx = g if x > 0 else g * alpha e^x.
+
+        (Not g * (y + alpha): y rounds to -alpha for x below about -17 in float32 or -37
+        in float64, and y + alpha then cancels to 0 where alpha e^x is still normal.)
+        """
+        (x,) = ctx.saved_tensors
         positive = _constant(x, x.backend.gt(x.data, 0))
-        return where(positive, g, g * (y + ctx.alpha)), None
+        return where(positive, g, g * (x.clip(None, 0.0).exp() * ctx.alpha)), None
 
 
 class Clip(Function):

@@ -34,6 +34,7 @@ from ..autograd.function import Function
 from ..autograd.mode import state
 from ..autograd.tensor import Tensor
 from ._common import wrap
+from .elementwise import _expm1, where
 
 REDUCTIONS = ("mean", "sum", "none")
 
@@ -47,15 +48,38 @@ def _clamped_log(backend, p):
     return backend.maximum(backend.log(backend.maximum(p, _TINY)), -100.0)
 
 
+def _clamped_log1m(backend, p):
+    """max(log(1 - p), -100) for 0 <= p <= 1, to a few ulp also for tiny p.
+
+    q = 1 - p rounds (to 1 for p < eps / 2, whose log(1 - p) ~ -p would come out 0), but
+    its rounding error d = (q - 1) + p is computed exactly, and log(1 - p) = log(q - d)
+    = log q - d / q to first order. From p = 1/2 on q is exact and d = 0; at p = 1 the
+    clamp q >= _TINY keeps log(0) out, as in ``_clamped_log``.
+    """
+    q = backend.sub(1.0, p)
+    d = backend.add(backend.sub(q, 1.0), p)
+    q = backend.maximum(q, _TINY)
+    return backend.maximum(backend.sub(backend.log(q), backend.div(d, q)), -100.0)
+
+
+def _log1p(backend, x):
+    """log(1 + x), through the backend's optional ``log1p`` primitive when it has one:
+    log(1 + x) rounds 1 + x first, so it is 0 for |x| < eps / 2 and loses relative
+    accuracy well before."""
+    log1p = getattr(backend, "log1p", None)
+    return log1p(x) if log1p is not None else backend.log(backend.add(1.0, x))
+
+
 # Constant arrays the fused ops multiply by or index with, made once per (backend,
 # shape, dtype): the same few shapes (the batch size, the number of classes) come back
 # every training step. Nothing ever writes into them. Bounded: cleared when full.
 _CONSTANTS: dict = {}
 
 
-def _constant(backend, kind: str, length: int, dtype, column: bool = False):
-    """A cached ``ones`` vector (or column) or ``arange`` of ``length`` elements."""
-    key = (kind, length, column, dtype, backend)
+def _constant(backend, kind: str, length: int, dtype, column: bool = False, step: int = 1):
+    """A cached ``ones`` vector (or column) or ``arange`` of ``length`` elements
+    (0, step, 2 step, ...)."""
+    key = (kind, length, column, dtype, backend, step)
     array = _CONSTANTS.get(key)
     if array is None:
         if len(_CONSTANTS) >= 64:
@@ -63,7 +87,7 @@ def _constant(backend, kind: str, length: int, dtype, column: bool = False):
         if kind == "ones":
             array = backend.full((length, 1) if column else (length,), 1, dtype)
         else:
-            array = backend.arange(0, length, 1, dtype)
+            array = backend.arange(0, length * step, step, dtype)
         _CONSTANTS[key] = array
     return array
 
@@ -246,16 +270,54 @@ def linear_activation(x: Tensor, weight: Tensor, bias: Tensor | None,
 # ----------------------------------------------------------- softmax cross-entropy
 
 
-def _softmax_parts(backend, z):
-    """Stable pieces of softmax over axis 1: the shifted logits s = z - max (so exp
-    never overflows), e = exp(s), the row sums of e and their log. Then
-    p = e / sum and log p = s - log(sum), since logsumexp(z) = log(sum) + max."""
+def _class_positions(backend, classes: int, k):
+    """Flat positions ``i*C + k_i`` of one class per row of an (N, C) array.
+
+    Rows and classes could index as a pair ``(arange(N), k)``, but numpy gathers and
+    scatters through one flat index about three times faster (~0.5 against ~1.5 us for
+    100 rows), and the loss does it three times a step.
+    """
+    return backend.add(_constant(backend, "arange", k.shape[0], k.dtype, step=classes), k)
+
+
+def _flat_get(backend, x, positions):
+    return backend.getitem(backend.reshape(x, (-1,)), positions)
+
+
+def _flat_set(backend, x, positions, values):
+    """``x`` with ``x.flat[positions] = values``; written through a flat view and
+    reshaped back, so it also holds on a backend whose reshape copies."""
+    flat = backend.reshape(x, (-1,))
+    backend.setitem(flat, positions, values)
+    return backend.reshape(flat, x.shape)
+
+
+def _softmax_parts(backend, z, apart):
+    """Stable pieces of softmax over axis 1, accurate also when one class dominates.
+
+    s = z - max (so exp never overflows) and e = exp(s); then p = e / sum and
+    log p = s - log(sum), since logsumexp(z) = log(sum) + max. ``apart`` (flat
+    positions ``i*C + k_i``, see ``_class_positions``) names one class per row (the
+    target, or the argmax) left out of the sum: S is the
+    sum of e over the other classes, and the callers use
+
+        log(sum) = log1p(S + (e_k - 1)),   e_k - 1 = expm1(s_k)   (0 for the argmax).
+
+    Summing all of e and taking its log would round 1 + S to 1 once the largest logit
+    leads the others by more than ~17 (float32) or ~37 (float64): the loss of a
+    confident right answer, -log p = log1p(S) ~ S, would be 0, and its gradient
+    p - 1 = -S / sum too. With k the argmax this is log1p(S), to a few ulp; with k
+    another class the loss -log p_k >= log 2 is large enough to need no more.
+
+    Returns s, e with e_k set to 0 (a caller that needs e_k puts it back) and S as an
+    (N, 1) column.
+    """
     shifted = backend.sub(z, backend.max(z, axis=1, keepdims=True))
-    e = backend.exp(shifted)
+    e = _flat_set(backend, backend.exp(shifted), apart, 0)
     # Row sums as a product with a column of ones, e 1: one BLAS call, faster than
     # numpy's reduction over short rows (C = 10 classes).
-    total = backend.matmul(e, _constant(backend, "ones", z.shape[1], z.dtype, column=True))
-    return shifted, e, total, backend.log(total)
+    rest = backend.matmul(e, _constant(backend, "ones", z.shape[1], z.dtype, column=True))
+    return shifted, e, rest
 
 
 def one_hot_rows(backend, target, num_classes: int, dtype):
@@ -303,21 +365,27 @@ class SoftmaxCrossEntropy(Function):
     def forward(ctx, logits, target, reduction):
         backend = logits.backend
         z = logits.data
-        shifted, e, total, log_total = _softmax_parts(backend, z)
         if target.dtype.kind in "iu":
             check_class_range("cross_entropy", backend, target.data, z.shape)
-            # loss_i = -log p_i,t_i = log(sum_c e_ic) - s_i,t_i. s_i,t_i is gathered,
-            # not summed as y * s with one-hot rows y: 0 * (-inf) would make a masked
-            # (-inf) logit NaN.
-            rows = _constant(backend, "arange", z.shape[0], target.dtype)
-            ctx.picked = (rows, target.data)
-            losses = backend.sub(backend.reshape(log_total, (-1,)),
-                                 backend.getitem(shifted, ctx.picked))
-        else:
-            log_p = backend.sub(shifted, log_total)
+            # loss_i = -log p_i,t_i = log(sum_c e_ic) - s_i,t_i, the target's e set
+            # apart (see _softmax_parts). s_i,t_i is gathered, not summed as y * s with
+            # one-hot rows y: 0 * (-inf) would make a masked (-inf) logit NaN.
+            ctx.apart = _class_positions(backend, z.shape[1], target.data)
+            shifted, e, rest = _softmax_parts(backend, z, ctx.apart)  # e = 0 at the target
+            picked = _flat_get(backend, shifted, ctx.apart)
+            # sum - 1 = S + (e_t - 1): exactly S where the target is the argmax
+            beyond_one = backend.add(backend.reshape(rest, (-1,)), _expm1(backend, picked))
+            losses = backend.sub(_log1p(backend, beyond_one), picked)
+        else:  # the argmax left out of the sum (e = 1 there): log(sum) = log1p(S)
+            apart = _class_positions(backend, z.shape[1], backend.argmax(z, axis=1))
+            shifted, e, rest = _softmax_parts(backend, z, apart)
+            e = _flat_set(backend, e, apart, 1)      # back in: the gradient's formula needs it
+            beyond_one = backend.reshape(rest, (-1,))
+            ctx.log_total = _log1p(backend, rest)
+            log_p = backend.sub(shifted, ctx.log_total)
             losses = backend.neg(backend.sum(backend.mul(target.data, log_p), axis=1))
         ctx.save_for_backward(logits, target)
-        ctx.shifted, ctx.e, ctx.total, ctx.log_total = shifted, e, total, log_total
+        ctx.shifted, ctx.e, ctx.rest, ctx.beyond_one = shifted, e, rest, beyond_one
         ctx.reduction = reduction
         return wrap(_reduce(backend, losses, reduction), backend)
 
@@ -329,7 +397,16 @@ class SoftmaxCrossEntropy(Function):
             dL/dz_ic = g_i (s_i p_ic - y_ic),      dL/dy_ic = -g_i log p_ic
 
         For class indices (y one-hot, s = 1) this is the famous ``softmax - onehot``,
-        the output layer's error delta of the lecture notes.
+        the output layer's error delta of the lecture notes. The class left out of the
+        forward's sum (see ``_softmax_parts``) keeps a confident right answer's small
+        gradient, which p - 1 would cancel to 0 once p rounds to 1: with S the sum of e
+        over the other classes, at a target t
+
+            p_t - 1 = -S / sum,
+
+        and for a probability target, with the argmax left out (e = 1 there, sum = 1 + S),
+
+            s p_c - y_c = ((s e_c - y_c) - y_c S) / sum   for every class c.
         """
         logits, target = ctx.saved_tensors
         n = logits.shape[0]
@@ -351,18 +428,20 @@ class SoftmaxCrossEntropy(Function):
         gi = backend.reshape(scale, (-1, 1)) if ctx.reduction == "none" else scale
         grad_z = grad_y = None
         if need_z:
+            total = backend.reshape(backend.add(ctx.beyond_one, 1.0), (-1, 1))  # sum_c e_ic
+            scaled = backend.div(gi, total)                                 # g_i / sum_i
             if indices:
-                # g_i (p_ic - y_ic) = e_ic (g_i / sum_c e_ic) - g_i [c == t_i]: scale the
-                # rows of e once, then subtract g_i at each row's target class.
-                grad = backend.mul(ctx.e, backend.div(gi, ctx.total))
-                picked = backend.sub(backend.getitem(grad, ctx.picked), scale)
-                backend.setitem(grad, ctx.picked, picked)
-                grad_z = wrap(grad, backend)
+                # g_i (p_ic - y_ic) = e_ic (g_i / sum_i) off the target, -S_i (g_i / sum_i)
+                # at it (its e was set to 0, so the product leaves a 0 there first).
+                grad = backend.mul(ctx.e, scaled)
+                at_target = backend.neg(backend.mul(ctx.rest, scaled))
+                grad = _flat_set(backend, grad, ctx.apart, backend.reshape(at_target, (-1,)))
             else:  # s_i p - y: rows of a soft target need not sum to 1
-                p = backend.div(ctx.e, ctx.total)                          # softmax
-                s = backend.sum(target.data, axis=1, keepdims=True)
-                grad_z = wrap(backend.mul(backend.sub(backend.mul(p, s), target.data), gi),
-                              backend)
+                y = target.data
+                s = backend.sum(y, axis=1, keepdims=True)
+                grad = backend.mul(backend.sub(backend.sub(backend.mul(ctx.e, s), y),
+                                               backend.mul(y, ctx.rest)), scaled)
+            grad_z = wrap(grad, backend)
         if need_y:
             log_p = backend.sub(ctx.shifted, ctx.log_total)
             grad_y = wrap(backend.neg(backend.mul(log_p, gi)), backend)
@@ -388,8 +467,7 @@ class SigmoidFunction(Function):
 
     @staticmethod
     def forward(ctx, x):
-        # The backend's primitive: overflow-free (numpy computes (1 + tanh(x / 2)) / 2,
-        # exact and cheaper than choosing between exp(-x) and exp(x) by the sign of x).
+        # The backend's primitive: overflow-free, and accurate to a few ulp in both tails.
         y = wrap(x.backend.sigmoid(x.data), x.backend)
         ctx.save_for_backward(y)
         return y
@@ -419,7 +497,7 @@ class BinaryCrossEntropy(Function):
         backend = probs.backend
         p, y = probs.data, target.data
         log_p = _clamped_log(backend, p)
-        log_q = _clamped_log(backend, backend.sub(1.0, p))
+        log_q = _clamped_log1m(backend, p)
         losses = backend.neg(backend.add(backend.mul(y, log_p),
                                          backend.mul(backend.sub(1.0, y), log_q)))
         ctx.save_for_backward(probs, target)
@@ -450,7 +528,7 @@ class BinaryCrossEntropy(Function):
                           backend)
         if need_y:
             log_p = _clamped_log(backend, p)
-            log_q = _clamped_log(backend, backend.sub(1.0, p))
+            log_q = _clamped_log1m(backend, p)
             grad_y = wrap(backend.mul(backend.sub(log_q, log_p), scale), backend)
         return grad_p, grad_y, None
 
@@ -460,15 +538,24 @@ def binary_cross_entropy(probs: Tensor, target: Tensor, reduction: str = "mean")
 
 
 class BinaryCrossEntropyWithLogits(Function):
-    """BCE of sigmoid(x), stably: max(x, 0) - x y + log(1 + exp(-|x|))."""
+    """BCE of sigmoid(x), stably: x (h - y) + log1p(exp(-|x|)) with h = [x >= 0].
+
+    x (h - y) is max(x, 0) - x y written as ONE product of exact factors, x (1 - y) or
+    -x y: the difference max(x, 0) - x y would cancel for a soft target near 1 (y = 0.99
+    at x = 50 loses 5 bits); log1p keeps the tail loss ~exp(-|x|) of a confident right
+    answer, which log(1 + exp(-|x|)) rounds to 0 from |x| ~ 17 (float32) or ~37 on.
+    """
 
     @staticmethod
     def forward(ctx, logits, target, reduction):
         backend = logits.backend
         x, y = logits.data, target.data
-        softplus = backend.log(backend.add(1.0, backend.exp(backend.neg(backend.abs(x)))))
-        losses = backend.add(backend.sub(backend.maximum(x, 0.0), backend.mul(x, y)), softplus)
+        e = backend.exp(backend.neg(backend.abs(x)))                # exp(-|x|) <= 1
+        upper = backend.ge(x, 0)
+        h_minus_y = backend.sub(backend.astype(upper, x.dtype), y)
+        losses = backend.add(backend.mul(x, h_minus_y), _log1p(backend, e))
         ctx.save_for_backward(logits, target)
+        ctx.e, ctx.upper, ctx.h_minus_y = e, upper, h_minus_y
         ctx.reduction = reduction
         return wrap(_reduce(backend, backend.astype(losses, x.dtype), reduction), backend)
 
@@ -476,21 +563,28 @@ class BinaryCrossEntropyWithLogits(Function):
     def backward(ctx, g):
         """dL/dx = g (sigmoid(x) - y),   dL/dy = -g x.
 
-        (The composite form would differentiate |x| and max(x, 0) separately and get
-        the kink at x = 0 wrong; this is the exact derivative everywhere.)
+        sigmoid(x) - y = (h - y) -/+ s with s = sigmoid(-|x|) = e / (1 + e), e = exp(-|x|),
+        minus for x >= 0: for x = 50, y = 1 that is -s ~ -2e-22, where sigmoid(x) - y
+        rounds to 0. (The composite form would differentiate |x| and max(x, 0)
+        separately and get the kink at x = 0 wrong; this is the exact derivative
+        everywhere.)
         """
         logits, target = ctx.saved_tensors
         need_x, need_y = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         scale = _grad_scale(g, ctx.reduction, logits.size)
         if state.grad_enabled:
-            grad_x = scale * (logits.sigmoid() - target) if need_x else None
+            grad_x = scale * where(logits >= 0, (1.0 - target) - (-logits).sigmoid(),
+                                   logits.sigmoid() - target) if need_x else None
             grad_y = -scale * logits if need_y else None
             return grad_x, grad_y, None
         backend = logits.backend
-        x, y = logits.data, target.data
-        grad_x = wrap(backend.mul(backend.sub(backend.sigmoid(x), y), scale), backend) \
-            if need_x else None
-        grad_y = wrap(backend.neg(backend.mul(x, scale)), backend) if need_y else None
+        grad_x = grad_y = None
+        if need_x:
+            s = backend.div(ctx.e, backend.add(ctx.e, 1.0))          # sigmoid(-|x|) <= 1/2
+            signed = backend.where(ctx.upper, backend.neg(s), s)
+            grad_x = wrap(backend.mul(backend.add(ctx.h_minus_y, signed), scale), backend)
+        if need_y:
+            grad_y = wrap(backend.neg(backend.mul(logits.data, scale)), backend)
         return grad_x, grad_y, None
 
 
