@@ -158,7 +158,8 @@ def test_isfinite_all_finite_item(cb, dtype):
 
 # --------------------------------------------------------------- elementwise
 
-UNARY = ["neg", "exp", "log", "sqrt", "abs", "sign", "sin", "cos", "tanh", "sigmoid", "relu"]
+UNARY = ["neg", "exp", "log", "sqrt", "abs", "sign", "sin", "cos", "tanh", "sigmoid", "relu",
+         "log1p", "expm1"]
 BINARY = ["add", "sub", "mul", "div", "maximum", "minimum", "eq", "ne", "lt", "le", "gt", "ge"]
 
 

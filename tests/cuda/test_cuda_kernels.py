@@ -382,6 +382,7 @@ UNARY_ORACLES = {
     "sign": np.sign, "sin": np.sin, "cos": np.cos, "tanh": np.tanh,
     "sigmoid": lambda x: 1 / (1 + np.exp(-x.astype(np.float64))),
     "relu": lambda x: np.maximum(x, 0),
+    "log1p": np.log1p, "expm1": np.expm1,
 }
 BINARY_ORACLES = {
     "add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.true_divide,
@@ -399,6 +400,10 @@ def test_unary_ops(name, dtype):
     x[0, 0] = 0
     if name in ("log", "sqrt"):
         x = np.abs(x) + np.asarray(0.1, dtype)
+    if name == "log1p":
+        x = np.abs(x) - np.asarray(0.9, dtype)  # above -1, some of it near 0
+    if name in ("log1p", "expm1"):
+        x[0, 1] = np.asarray(1e-20, dtype)  # tiny: where log(1 + x) and e^x - 1 give 0
     got = K.UNARY[name](x)
     assert got.dtype == dtype
     check(got, UNARY_ORACLES[name](x.astype(np.float64)), dtype)
@@ -415,7 +420,7 @@ def test_sigmoid_is_stable_at_extremes():
 def test_unary_ops_return_numpy_special_values_instead_of_raising(dtype):
     x = np.array([0.0, -1.0, np.nan, np.inf, 1000.0], dtype)
     with np.errstate(all="ignore"):
-        for name in ("log", "sqrt", "exp", "sin", "cos", "tanh", "sigmoid"):
+        for name in ("log", "sqrt", "exp", "sin", "cos", "tanh", "sigmoid", "log1p", "expm1"):
             want = UNARY_ORACLES[name](x.astype(np.float64)).astype(dtype)
             got = host(K.UNARY[name](x))
             # NaN and infinities exactly where numpy has them; finite values to the

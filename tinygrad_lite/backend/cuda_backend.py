@@ -229,6 +229,8 @@ class CudaBackend:
     sin = staticmethod(K.sin)
     cos = staticmethod(K.cos)
     tanh = staticmethod(K.tanh)
+    log1p = staticmethod(K.log1p)  # optional primitives: accurate near 0
+    expm1 = staticmethod(K.expm1)
 
     @staticmethod
     def sigmoid(x):

@@ -397,6 +397,8 @@ def contiguous(x):
 neg = map_kernel(scalar_ops.neg)
 exp = map_kernel(scalar_ops.exp, to_float)
 log = map_kernel(scalar_ops.log, to_float)
+log1p = map_kernel(scalar_ops.log1p, to_float)
+expm1 = map_kernel(scalar_ops.expm1, to_float)
 sqrt = map_kernel(scalar_ops.sqrt, to_float)
 abs_ = map_kernel(scalar_ops.abs_)
 sign = map_kernel(scalar_ops.sign)
@@ -422,7 +424,8 @@ gt = zip_kernel(scalar_ops.gt, to_bool)
 ge = zip_kernel(scalar_ops.ge, to_bool)
 
 UNARY = {"neg": neg, "exp": exp, "log": log, "sqrt": sqrt, "abs": abs_, "sign": sign,
-         "sin": sin, "cos": cos, "tanh": tanh, "sigmoid": sigmoid, "relu": relu}
+         "sin": sin, "cos": cos, "tanh": tanh, "sigmoid": sigmoid, "relu": relu,
+         "log1p": log1p, "expm1": expm1}
 BINARY = {"add": add, "sub": sub, "mul": mul, "div": div, "pow": pow_,
           "maximum": maximum, "minimum": minimum,
           "eq": eq, "ne": ne, "lt": lt, "le": le, "gt": gt, "ge": ge}

@@ -42,6 +42,22 @@ def log(a):
     return math.nan
 
 
+def log1p(a):
+    """log(1 + a), to an ulp also for tiny a; ``-inf`` at -1 and NaN below, as numpy."""
+    if a > -1:
+        return math.log1p(a)
+    if a == -1:
+        return -math.inf
+    return math.nan
+
+
+def expm1(a):
+    """e^a - 1, to an ulp also for tiny a (e^a - 1 as written cancels near 0)."""
+    if a > EXP_OVERFLOW:
+        return math.inf
+    return math.expm1(a)
+
+
 def sqrt(a):
     """Square root; NaN for negative or NaN inputs, as numpy."""
     if a >= 0:
@@ -160,7 +176,8 @@ def ge(a, b):
 
 
 UNARY = {"neg": neg, "exp": exp, "log": log, "sqrt": sqrt, "abs": abs_, "sign": sign,
-         "sin": sin, "cos": cos, "tanh": tanh, "sigmoid": sigmoid, "relu": relu}
+         "sin": sin, "cos": cos, "tanh": tanh, "sigmoid": sigmoid, "relu": relu,
+         "log1p": log1p, "expm1": expm1}
 """Unary ops by the name the backends use."""
 
 BINARY = {"add": add, "sub": sub, "mul": mul, "div": div, "pow": pow_,
