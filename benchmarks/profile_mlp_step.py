@@ -8,6 +8,20 @@ network, batch 100, BLAS at one thread. Prints microseconds per step for each pa
 the median over the steps after the warm-up epochs, and writes
 ``benchmarks/results/mlp_step.json``. This is the breakdown quoted in
 docs/performance.md; ``bench_mlp.py`` measures the totals.
+
+A second table, the *overhead ladder*, trains the same network five ways, each adding
+one layer of the library on top of the last, run in interleaved rounds (the fastest
+round of each is kept, so a slow spell of the machine hits all of them alike):
+
+1. plain numpy doing exactly the arithmetic our ops do (the same formulas, the same
+   array shapes and layouts, the same class-range check): the floor for these ops;
+2. the fused ops with autograd (``linear_activation``, ``linear``,
+   ``softmax_cross_entropy``, ``backward``), parameters updated with plain numpy;
+3. + ``optim.SGD``;
+4. + the ``nn`` modules (``model(x)``);
+5. + ``F.cross_entropy``'s argument checks: the full loop ``tl.train.fit`` runs;
+
+and the notes' hand-written network for comparison.
 """
 
 from __future__ import annotations
@@ -79,10 +93,144 @@ def measure(epochs: int, warmup: int) -> dict:
             "total_us": round(float(per_step.sum()), 2)}
 
 
+def _numpy_same_ops(X_train, y_train, batch_size, seed):
+    """One epoch function doing in plain numpy what our ops compute (float32)."""
+    rng = np.random.default_rng(seed)
+    w1 = (rng.standard_normal((50, 64)) * 0.1).astype(np.float32)
+    b1 = np.zeros(50, np.float32)
+    w2 = (rng.standard_normal((10, 50)) * 0.1).astype(np.float32)
+    b2 = np.zeros(10, np.float32)
+    ones_column, ones_rows, positions = np.ones((10, 1), np.float32), {}, {}
+    X = X_train.astype(np.float32)
+
+    def sigmoid(z):  # the numpy backend's formula
+        a = np.negative(z)
+        with np.errstate(over="ignore"):
+            np.exp(a, out=a)
+        a += 1.0
+        return np.reciprocal(a, out=a)
+
+    def step(x, t):
+        n = len(t)
+        z1 = x @ w1.T                                                  # LinearActivation
+        z1 += b1
+        a = sigmoid(z1)
+        z = a @ w2.T                                                   # LinearFunction
+        z += b2
+        row_max = np.maximum.reduce(np.ascontiguousarray(z.T), axis=0).reshape(-1, 1)
+        shifted = z - row_max                                          # SoftmaxCrossEntropy
+        if t.astype(np.uint64).max().item() >= 10:
+            raise ValueError("class index out of range")
+        at = positions.setdefault(n, np.arange(0, n * 10, 10)) + t    # flat i*C + t_i
+        e = np.exp(shifted)
+        e.reshape(-1)[at] = 0                                          # the target set apart
+        rest = e @ ones_column
+        picked = shifted.reshape(-1)[at]
+        beyond_one = rest.reshape(-1) + np.expm1(picked)
+        loss = np.add.reduce(np.log1p(beyond_one) - picked) * (1.0 / n)
+        scale = np.float32(1.0) * (1.0 / n)                            # backward
+        scaled = scale / (beyond_one + 1.0).reshape(-1, 1)
+        grad = e * scaled
+        grad.reshape(-1)[at] = (-(rest * scaled)).reshape(-1)
+        ones = ones_rows.setdefault(n, np.ones(n, np.float32))
+        grad_w2, grad_b2, grad_a = grad.T @ a, ones @ grad, grad @ w2
+        grad_z = grad_a * (a * (1.0 - a))
+        grad_w1, grad_b1 = grad_z.T @ x, ones @ grad_z
+        for param, g in ((w1, grad_w1), (b1, grad_b1), (w2, grad_w2), (b2, grad_b2)):
+            np.subtract(param, np.multiply(g, 1.0), out=param)                 # SGD, lr 1
+        return loss.item()
+
+    def epoch():
+        order = rng.permutation(len(X))
+        for start in range(0, len(X), batch_size):
+            batch = order[start:start + batch_size]
+            step(X.take(batch, axis=0), y_train.take(batch, axis=0))
+
+    return epoch
+
+
+def overhead_ladder(epochs: int, rounds: int) -> dict:
+    """Microseconds per step of the five rungs (see the module docstring), best round."""
+    import bench_mlp
+    from threadpoolctl import threadpool_limits
+
+    import tinygrad_lite as tl
+    import tinygrad_lite.nn.functional as F
+    from tinygrad_lite import optim
+    from tinygrad_lite.data import DataLoader, TensorDataset
+    from tinygrad_lite.ops import fused
+
+    X_train, _, y_train, _ = bench_mlp.EX.digits_split(seed=0)
+    steps_per_epoch = -(-len(X_train) // 100)
+
+    def setup():
+        tl.manual_seed(0)
+        model = bench_mlp.ours_model("float32")
+        loader = DataLoader(TensorDataset(X_train.astype(np.float32), y_train),
+                            batch_size=100, shuffle=True)
+        return model, optim.SGD(model.parameters(), lr=bench_mlp.LR_MEAN), loader
+
+    def rung(use_optimizer, use_modules, use_checks):
+        def run():
+            model, optimizer, loader = setup()
+            hidden, output = model[0], model[2]
+            params = list(model.parameters())
+            for _ in range(epochs):
+                for xb, yb in loader:
+                    if use_optimizer:
+                        optimizer.zero_grad()
+                    else:
+                        for param in params:
+                            param.grad = None
+                    if use_modules:
+                        logits = model(xb)
+                    else:
+                        activations = fused.linear_activation(xb, hidden.weight, hidden.bias,
+                                                              "sigmoid")
+                        logits = fused.linear(activations, output.weight, output.bias)
+                    loss = (F.cross_entropy(logits, yb) if use_checks
+                            else fused.softmax_cross_entropy(logits, yb, "mean"))
+                    loss.backward()
+                    if use_optimizer:
+                        optimizer.step()
+                    else:
+                        for param in params:
+                            np.subtract(param.data, np.multiply(param.grad.data, 1.0),
+                                        out=param.data)
+                    loss.item()
+        return run
+
+    numpy_epoch = _numpy_same_ops(X_train, y_train, 100, seed=0)
+    notes_data = bench_mlp.EX.digits_split(seed=0)
+    rungs = [
+        ("numpy, the same arithmetic as our ops", steps_per_epoch,
+         lambda: [numpy_epoch() for _ in range(epochs)]),
+        ("fused ops + autograd, numpy update", steps_per_epoch, rung(False, False, False)),
+        ("+ optim.SGD", steps_per_epoch, rung(True, False, False)),
+        ("+ nn modules: model(x)", steps_per_epoch, rung(True, True, False)),
+        ("+ F.cross_entropy's checks (= fit's loop)", steps_per_epoch, rung(True, True, True)),
+        ("the notes' hand-written network (float64)", len(X_train) // 100,
+         lambda: bench_mlp.run_notes(notes_data, epochs)),
+    ]
+    best = [float("inf")] * len(rungs)
+    with threadpool_limits(limits=1, user_api="blas"):
+        for _ in range(rounds):
+            for index, (_, _, fn) in enumerate(rungs):
+                start = time.perf_counter()
+                fn()
+                best[index] = min(best[index], time.perf_counter() - start)
+    return {"epochs_per_round": epochs, "rounds": rounds,
+            "us_per_step": {name: round(seconds / (epochs * steps) * 1e6, 1)
+                            for (name, steps, _), seconds in zip(rungs, best)}}
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=120)
     parser.add_argument("--warmup", type=int, default=20)
+    parser.add_argument("--ladder-epochs", type=int, default=20,
+                        help="epochs per rung and round of the overhead ladder")
+    parser.add_argument("--ladder-rounds", type=int, default=12)
     parser.add_argument("--out", type=Path, default=HERE / "results" / "mlp_step.json")
     args = parser.parse_args(argv)
     result = measure(args.epochs, args.warmup)
@@ -92,6 +240,16 @@ def main(argv=None) -> dict:
     for part, us in result["us_per_step"].items():
         print(f"| {part} | {us:.1f} |")
     print(f"| sum of the medians | {result['total_us']:.1f} |")
+    ladder = overhead_ladder(args.ladder_epochs, args.ladder_rounds)
+    result["overhead_ladder"] = ladder
+    print(f"\noverhead ladder: microseconds per step, fastest of {ladder['rounds']} "
+          f"interleaved rounds of {ladder['epochs_per_round']} epochs")
+    print("| rung | us per step | added |\n|---|---:|---:|")
+    previous = None
+    for name, us in ladder["us_per_step"].items():
+        added = "" if previous is None or name.startswith("the notes") else f"{us - previous:+.1f}"
+        print(f"| {name} | {us:.1f} | {added} |")
+        previous = us
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {args.out}")
