@@ -14,6 +14,10 @@ im2col copy is needed.
 stay cacheable (the helper is found by name when the cached code is loaded). Every call
 first checks that the three sub-matrices lie inside their arrays: a wrong offset raises
 ``IndexError`` instead of writing over someone else's memory.
+
+Caching caveat: Numba invalidates a cached kernel only when *its own* source file
+changes. The kernels in ``cpu.py`` compile this module's code into themselves, so after
+editing this file alone, delete ``tinygrad_lite/kernels/__pycache__``.
 """
 
 from __future__ import annotations
