@@ -47,14 +47,20 @@ int_or_pair = st.one_of(st.integers(1, 2), st.tuples(st.integers(1, 2), st.integ
 padding_strategy = st.one_of(st.integers(0, 1), st.tuples(st.integers(0, 1), st.integers(0, 1)))
 
 
-@st.composite
-def conv_cases(draw):
-    """(x shape, w shape, stride, padding, dtype, seed) with the window fitting the image."""
+def draw_window(draw):
+    """Filter size, stride, padding and an image height/width (<= 9) the window fits."""
     kh, kw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
     stride, padding = draw(int_or_pair), draw(padding_strategy)
     ph, pw = ref.as_pair(padding)
     h = draw(st.integers(max(1, kh - 2 * ph), 9))
     w = draw(st.integers(max(1, kw - 2 * pw), 9))
+    return kh, kw, stride, padding, h, w
+
+
+@st.composite
+def conv_cases(draw):
+    """(x shape, w shape, stride, padding, dtype, seed) with the window fitting the image."""
+    kh, kw, stride, padding, h, w = draw_window(draw)
     n, c, o = draw(st.integers(1, 3)), draw(st.integers(1, 4)), draw(st.integers(1, 5))
     return (n, c, h, w), (o, c, kh, kw), stride, padding, draw(DTYPES), draw(st.integers(0, 99))
 
@@ -251,11 +257,7 @@ OUR_KERNELS = ("_conv_images_kernel", "_conv_input_images_kernel",
 @st.composite
 def blas_sized_cases(draw):
     """Shapes around the BLAS thresholds (taps = C*KH*KW near 64, filters near 32)."""
-    kh, kw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
-    stride, padding = draw(int_or_pair), draw(padding_strategy)
-    ph, pw = ref.as_pair(padding)
-    h = draw(st.integers(max(1, kh - 2 * ph), 9))
-    w = draw(st.integers(max(1, kw - 2 * pw), 9))
+    kh, kw, stride, padding, h, w = draw_window(draw)
     c = draw(st.integers(max(1, 48 // (kh * kw)), max(2, 96 // (kh * kw))))
     n, o = draw(st.integers(1, 20)), draw(st.integers(24, 40))
     return (n, c, h, w), (o, c, kh, kw), stride, padding, draw(DTYPES), draw(st.integers(0, 99))
