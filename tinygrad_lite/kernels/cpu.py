@@ -922,9 +922,10 @@ def _conv_weight_blas_kernel(grads, x, kh, kw, sh, sw, ph, pw, oh, ow, scratch, 
 # saved (13 values: too short to copy fast). Their forward values are dropped by the
 # crop to ``OH x OW``; in the gradients ``G_wide`` holds zeros there, so the input
 # gradient adds ``W.T @ 0`` (the caller checks that W is finite: ``inf * 0`` is NaN) and
-# the weight gradient ``0 * x`` (the caller checks that x is finite). Measured on the
-# 32 -> 64 layer, two threads: forward 2.8-3.0 ms against 4.7-5.3 with im2col, input
-# gradient 2.7-3.0 against 3.7-3.9, weight gradient 4.1-4.5 against 5.1-5.6.
+# the weight gradient ``0 * x`` (the caller checks that x is finite). A development
+# measurement on the 32 -> 64 layer, two threads, against the im2col BLAS kernels in one
+# process: forward 2.8-3.0 ms against 4.7-5.3, input gradient 2.7-3.0 against 3.7-3.9,
+# weight gradient 4.1-4.5 against 5.1-5.6. The shipped figures: bench_kernels.py.
 
 
 @njit(**_SERIAL)
