@@ -79,8 +79,9 @@ import numba
 import numpy as np
 from numba import cuda
 
-from .common import float_dtype, returned
+from .common import float_dtype, multiprocessor_count, returned
 from .elementwise import cast, contiguous, full
+from .launch import lean_kernel
 from .views import StridedView, as_view, expand, is_on_device
 
 
@@ -102,20 +103,24 @@ class GemmTiles(NamedTuple):
 SMALL_TILES = GemmTiles(64, 64, 8, 4, 4)
 """256 threads, 16 outputs each: the default."""
 LARGE_TILES = GemmTiles(128, 128, 8, 8, 8)
-"""256 threads, 64 outputs each: more reuse per shared-memory load, but 118 registers
-per thread (two blocks per SM); measured slower than ``SMALL_TILES`` on an H200."""
+"""256 threads, 64 outputs each: more reuse per shared-memory load, 128 registers per
+thread (two blocks per SM). For large outputs, see :func:`choose_tiles`."""
 
 
 def choose_tiles(m: int, n: int, dtype) -> GemmTiles:
     """The block tiles for an ``m x n`` output.
 
-    ``benchmarks/bench_cuda.py --sweep`` on an H200 (float32, n = 4096) ranked the
-    strided kernel's tilings: 64 x 64 with 4 x 4 per thread 15.9 TFLOP/s, 64 x 64 x 16
-    15.1, 128 x 128 with 8 x 4 14.8, 128 x 128 with 8 x 8 12.8. Larger register tiles
-    should win in theory (more FMAs per shared load); here their register count halves
-    the number of resident warps, and latency hiding matters more.
+    Large 128 x 128 tiles with 8 x 8 outputs per thread do 64 FMAs for every 16
+    shared-memory loads; the 64 x 64 tiles with 4 x 4 do 16 for 8. Since the k-loop is
+    unrolled (see :func:`slab_multiplier`) that ratio is what limits the kernel: in the
+    PTX of one k-step, FMAs are 71% of the instructions with 8 x 8 and 54% with 4 x 4.
+    But a 128 x 128 tile covers four times the area, so the large tiles are used only
+    when the output has at least two of them per SM; smaller outputs keep the 64 x 64
+    tiles, which give the GPU more blocks. ``benchmarks/bench_cuda.py --sweep`` times
+    every candidate.
     """
-    return SMALL_TILES
+    tiles_of_large = -(-m // LARGE_TILES.bm) * -(-n // LARGE_TILES.bn)
+    return LARGE_TILES if tiles_of_large >= 2 * multiprocessor_count() else SMALL_TILES
 
 
 _KERNELS: dict = {}
@@ -129,29 +134,53 @@ def gemm_kernel(a_index, b_index, c_index, dtype, tiles: GemmTiles):
     return _KERNELS[key]
 
 
-def _slab_multiplier(tiles: GemmTiles):
+def slab_multiplier(tiles: GemmTiles):
     """The device function both GEMM kernels run once their slabs are in shared memory.
 
     ``acc[i, j] += sum_kk A[ty + i * THREADS_Y, kk] * B[kk, tx + j * THREADS_X]``: per
     ``kk``, TM values of A and TN of B go to registers, then TM * TN FMAs (register
     tiling, see the module docstring). It is inlined into each kernel (the PTX has no
     call and no local memory), so sharing it costs nothing.
+
+    Why the ``kk`` loop is written out: NVVM unrolls the small ``i``/``j`` loops but
+    left ``for kk in range(BK)`` rolled, and a rolled loop recomputes its 64-bit
+    shared-memory addresses every step: the PTX had about 20 integer instructions per
+    16 FMAs, which capped the kernel near a third of the GPU's FMA rate. Numba has no
+    unroll pragma, so :func:`_unrolled_calls` generates the straight-line sequence
+    ``multiply_step(..., 0); multiply_step(..., 1); ...``; with ``kk`` a constant in
+    each inlined copy, every shared-memory address folds to a fixed offset from a
+    per-thread base.
     """
     _, _, BK, TM, TN = tiles
     THREADS_X, THREADS_Y = tiles.threads
 
     @cuda.jit(device=True)
-    def multiply_slabs(a_tile, b_tile, acc, a_frag, b_frag, tx, ty):
-        for kk in range(BK):
-            for i in range(TM):
-                a_frag[i] = a_tile[kk, ty + i * THREADS_Y]
+    def multiply_step(a_tile, b_tile, acc, a_frag, b_frag, tx, ty, kk):
+        for i in range(TM):
+            a_frag[i] = a_tile[kk, ty + i * THREADS_Y]
+        for j in range(TN):
+            b_frag[j] = b_tile[kk, tx + j * THREADS_X]
+        for i in range(TM):
             for j in range(TN):
-                b_frag[j] = b_tile[kk, tx + j * THREADS_X]
-            for i in range(TM):
-                for j in range(TN):
-                    acc[i, j] += a_frag[i] * b_frag[j]
+                acc[i, j] += a_frag[i] * b_frag[j]
 
-    return multiply_slabs
+    return cuda.jit(device=True)(_unrolled_calls(
+        "multiply_slabs", multiply_step, "a_tile, b_tile, acc, a_frag, b_frag, tx, ty", BK))
+
+
+def _unrolled_calls(name: str, step, params: str, count: int):
+    """A Python function ``name(params)`` that calls ``step(params, kk)`` for kk = 0..count-1.
+
+    The body is generated source, one call per line (print ``fn.__source__`` to read
+    it), so each call gets a literal ``kk``; see :func:`slab_multiplier` for why.
+    """
+    body = "".join(f"    step({params}, {kk})\n" for kk in range(count))
+    source = f"def {name}({params}):\n{body}"
+    namespace = {"step": step}
+    exec(compile(source, f"<unrolled {name}>", "exec"), namespace)  # noqa: S102
+    function = namespace[name]
+    function.__source__ = source
+    return function
 
 
 def _build_gemm_kernel(a_index, b_index, c_index, dtype, tiles):
@@ -168,9 +197,10 @@ def _build_gemm_kernel(a_index, b_index, c_index, dtype, tiles):
     if BM % TM or BN % TN:
         raise ValueError(f"tile sizes {tiles} do not divide evenly")
     value_type = numba.from_dtype(dtype)
-    multiply_slabs = _slab_multiplier(tiles)
+    ZERO = dtype.type(0)  # a typed zero: a bare 0 would make the loads float64 and back
+    multiply_slabs = slab_multiplier(tiles)
 
-    @cuda.jit
+    @lean_kernel
     def gemm(a, b, c, geom, M, N, K, k_chunk, splits):
         a_tile = cuda.shared.array(A_TILE_SHAPE, value_type)
         b_tile = cuda.shared.array(B_TILE_SHAPE, value_type)
@@ -198,12 +228,12 @@ def _build_gemm_kernel(a_index, b_index, c_index, dtype, tiles):
                 m = row0 + e // BK
                 k = k0 + e % BK
                 src = a_index(geom, batch, m, k) if m < M and k < k_end else -1
-                a_tile[e % BK, e // BK] = a[src] if src >= 0 else 0
+                a_tile[e % BK, e // BK] = a[src] if src >= 0 else ZERO
             for e in range(tid, BK * BN, THREADS):
                 k = k0 + e // BN
                 n = col0 + e % BN
                 src = b_index(geom, batch, k, n) if k < k_end and n < N else -1
-                b_tile[e // BN, e % BN] = b[src] if src >= 0 else 0
+                b_tile[e // BN, e % BN] = b[src] if src >= 0 else ZERO
             cuda.syncthreads()
             # Stage 2: each thread multiplies its TM values of A by its TN values of B.
             multiply_slabs(a_tile, b_tile, acc, a_frag, b_frag, tx, ty)
@@ -256,7 +286,8 @@ def _build_strided_gemm_kernel(dtype, tiles):
     A_TILE_SHAPE = (BK, BM + max(1, 32 // BK))  # padding: conflict-free stores, see above
     B_TILE_SHAPE = (BK, BN)
     value_type = numba.from_dtype(dtype)
-    multiply_slabs = _slab_multiplier(tiles)
+    ZERO = dtype.type(0)  # a typed zero: a bare 0 would make the loads float64 and back
+    multiply_slabs = slab_multiplier(tiles)
 
     @cuda.jit(device=True)
     def load_slabs(a, b, a_next, b_next, a_src, b_src, a_row_step, b_row_step,
@@ -264,12 +295,12 @@ def _build_strided_gemm_kernel(dtype, tiles):
         """Copy this thread's share of the next A and B slabs into registers (0 outside)."""
         for r in range(A_LOADS):
             inside = a_k_ok and r * A_ROW_STEP < a_rows_left
-            a_next[r] = a[a_src + r * a_row_step] if inside else 0
+            a_next[r] = a[a_src + r * a_row_step] if inside else ZERO
         for r in range(B_LOADS):
             inside = n_ok and r * B_ROW_STEP < b_rows_left
-            b_next[r] = b[b_src + r * b_row_step] if inside else 0
+            b_next[r] = b[b_src + r * b_row_step] if inside else ZERO
 
-    @cuda.jit
+    @lean_kernel
     def gemm(a, b, c, geom, M, N, K):
         a_tile = cuda.shared.array(A_TILE_SHAPE, value_type)
         b_tile = cuda.shared.array(B_TILE_SHAPE, value_type)
