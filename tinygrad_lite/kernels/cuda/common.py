@@ -96,9 +96,17 @@ def float_dtype(*dtypes) -> np.dtype:
 
 
 def multiprocessor_count(default: int = 80) -> int:
-    """Number of SMs on the current GPU (``default`` in the simulator)."""
+    """Number of SMs on the current GPU (``default`` in the simulator); asked once."""
+    if _SM_COUNT:
+        return _SM_COUNT[0]
     try:
         count = cuda.get_current_device().MULTIPROCESSOR_COUNT
     except Exception:
         return default
-    return int(count) if isinstance(count, (int, np.integer)) and count > 0 else default
+    if not (isinstance(count, (int, np.integer)) and count > 0):
+        return default
+    _SM_COUNT.append(int(count))
+    return _SM_COUNT[0]
+
+
+_SM_COUNT: list = []

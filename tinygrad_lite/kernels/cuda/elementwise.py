@@ -40,6 +40,7 @@ from numba import cuda
 
 from . import scalar_ops
 from .common import coalesce, launch_1d, position, returned
+from .launch import lean_kernel
 from .views import (
     StridedView,
     as_view,
@@ -189,13 +190,13 @@ def _scalar_2d(x, r, c):
 def _fast_map_kernels(fn):
     """The unary fast-path kernels for 1-D and 2-D arrays (thread i: element i, C order)."""
 
-    @cuda.jit
+    @lean_kernel
     def map_1d(out, x):
         i = cuda.grid(1)
         if i < out.shape[0]:
             out[i] = fn(x[i])
 
-    @cuda.jit
+    @lean_kernel
     def map_2d(out, x):
         i = cuda.grid(1)
         cols = out.shape[1]
@@ -211,7 +212,7 @@ def _fast_zip_kernel(fn, ndim: int, load_a, load_b):
     """A binary fast-path kernel; ``load_a``/``load_b`` read an array element or return
     a scalar argument as it is, so one body serves arrays and scalars on either side."""
     if ndim == 1:
-        @cuda.jit
+        @lean_kernel
         def zip_1d(out, a, b):
             i = cuda.grid(1)
             if i < out.shape[0]:
@@ -219,7 +220,7 @@ def _fast_zip_kernel(fn, ndim: int, load_a, load_b):
 
         return zip_1d
 
-    @cuda.jit
+    @lean_kernel
     def zip_2d(out, a, b):
         i = cuda.grid(1)
         cols = out.shape[1]
@@ -272,7 +273,7 @@ def map_kernel(scalar_fn, result_dtype=promote):
     """
     fn = device_function(scalar_fn)
 
-    @cuda.jit
+    @lean_kernel
     def map_(n, shape, out, out_strides, out_offset, x, x_strides, x_offset):
         i = cuda.grid(1)
         if i < n:
@@ -297,7 +298,7 @@ def zip_kernel(scalar_fn, result_dtype=promote):
     """Make a broadcasting binary op ``op(a, b, out=None, dtype=None)`` from ``scalar_fn``."""
     fn = device_function(scalar_fn)
 
-    @cuda.jit
+    @lean_kernel
     def zip_(n, shape, out, out_strides, out_offset,
              a, a_strides, a_offset, b, b_strides, b_offset):
         i = cuda.grid(1)
@@ -320,7 +321,7 @@ def zip_kernel(scalar_fn, result_dtype=promote):
     return op
 
 
-@cuda.jit
+@lean_kernel
 def _where_kernel(n, shape, out, out_strides, out_offset, cond, c_strides, c_offset,
                   a, a_strides, a_offset, b, b_strides, b_offset):
     i = cuda.grid(1)
@@ -340,7 +341,7 @@ def where(cond, a, b, out=None, dtype=None):
     return _launch_elementwise(_where_kernel, [cond, a, b], out, dtype, result_dtype)
 
 
-@cuda.jit
+@lean_kernel
 def _fill_kernel(n, shape, value, out, out_strides, out_offset):
     i = cuda.grid(1)
     if i < n:

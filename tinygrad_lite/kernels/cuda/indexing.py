@@ -28,6 +28,7 @@ from numba import cuda
 
 from .common import coalesce, launch_1d, position, returned
 from .elementwise import contiguous, copy_strided, full, zeros
+from .launch import lean_kernel
 from .views import (
     as_view,
     basic_index,
@@ -60,7 +61,7 @@ def _index_array(indices, size):
     return cuda.to_device(indices)
 
 
-@cuda.jit
+@lean_kernel
 def _gather_kernel(n, out, x, x_shape, x_strides, x_offset, indices):
     i = cuda.grid(1)
     if i < n:
@@ -87,14 +88,14 @@ def gather(x, indices):
     return returned(out, host)
 
 
-@cuda.jit
+@lean_kernel
 def _scatter_add_kernel(n, out, indices, shape, v_strides, values, v_offset):
     i = cuda.grid(1)
     if i < n:
         cuda.atomic.add(out, indices[i], values[position(i, shape, v_strides, v_offset)])
 
 
-@cuda.jit
+@lean_kernel
 def _scatter_kernel(n, out, out_shape, out_strides, out_offset, indices, shape,
                     v_strides, values, v_offset):
     i = cuda.grid(1)

@@ -29,6 +29,7 @@ from numba import cuda
 
 from .common import float_dtype, launch_1d, returned
 from .elementwise import contiguous, zeros
+from .launch import lean_kernel
 from .views import as_view, is_on_device
 
 
@@ -68,7 +69,7 @@ def _window_range(i, kernel, stride, out_size):
 # -------------------------------------------------------------------- max
 
 
-@cuda.jit
+@lean_kernel
 def _max_pool_kernel(x, out, indices, geom):
     planes, H, W, OH, OW, KH, KW, SH, SW = geom
     i = cuda.grid(1)
@@ -91,7 +92,7 @@ def _max_pool_kernel(x, out, indices, geom):
     indices[i] = best_pos
 
 
-@cuda.jit
+@lean_kernel
 def _max_pool_backward_gather(grad_out, indices, grad_x, geom, zero):
     planes, H, W, OH, OW, KH, KW, SH, SW = geom
     i = cuda.grid(1)
@@ -112,7 +113,7 @@ def _max_pool_backward_gather(grad_out, indices, grad_x, geom, zero):
     grad_x[i] = total
 
 
-@cuda.jit
+@lean_kernel
 def _max_pool_backward_scatter(grad_out, indices, grad_x, geom):
     planes, H, W, OH, OW = geom
     j = cuda.grid(1)
@@ -174,7 +175,7 @@ def max_pool2d_backward(grad_out, indices, x_shape, kernel_size=None, stride=Non
 # -------------------------------------------------------------------- average
 
 
-@cuda.jit
+@lean_kernel
 def _avg_pool_kernel(x, out, geom, zero):
     planes, H, W, OH, OW, KH, KW, SH, SW = geom
     i = cuda.grid(1)
@@ -191,7 +192,7 @@ def _avg_pool_kernel(x, out, geom, zero):
     out[i] = total / (KH * KW)
 
 
-@cuda.jit
+@lean_kernel
 def _avg_pool_backward_kernel(grad_out, grad_x, geom, zero):
     planes, H, W, OH, OW, KH, KW, SH, SW = geom
     i = cuda.grid(1)

@@ -32,6 +32,7 @@ from numba import cuda
 from . import scalar_ops
 from .common import THREADS_PER_BLOCK, coalesce, launch_1d, next_power_of_two, position, returned
 from .elementwise import device_function
+from .launch import lean_kernel
 from .views import as_view, is_on_device
 
 MAX_THREADS = THREADS_PER_BLOCK
@@ -96,7 +97,7 @@ def _make_block_reduce(combine, dtype):
     """Block-per-output tree reduction of ``combine`` with a ``dtype`` accumulator."""
     shared_dtype = numba.from_dtype(dtype)
 
-    @cuda.jit
+    @lean_kernel
     def block_reduce(out, x, kept_shape, kept_strides, red_shape, red_strides, offset,
                      red_size, identity):
         partial = cuda.shared.array(MAX_THREADS, shared_dtype)
@@ -122,7 +123,7 @@ def _make_block_reduce(combine, dtype):
 def _make_thread_reduce(combine):
     """Thread-per-output serial reduction of ``combine``."""
 
-    @cuda.jit
+    @lean_kernel
     def thread_reduce(out, x, kept_shape, kept_strides, red_shape, red_strides, offset,
                       red_size, identity):
         i = cuda.grid(1)
@@ -236,7 +237,7 @@ def _make_arg_reduce(wins, dtype):
     """Block-per-output tree over (value, index) pairs; ``wins`` decides each match."""
     value_dtype = numba.from_dtype(dtype)
 
-    @cuda.jit
+    @lean_kernel
     def arg_reduce(out, x, kept_shape, kept_strides, red_shape, red_strides, offset,
                    red_size, sentinel):
         values = cuda.shared.array(MAX_THREADS, value_dtype)
