@@ -267,23 +267,84 @@ def conv_problems(draw):
     return (n, c, h, w), (o, c, kh, kw), stride, padding
 
 
+@pytest.mark.parametrize("kernel", ["implicit", "generic"])
 @pytest.mark.parametrize("dtype", DTYPES)
 @FEW
 @given(problem=conv_problems(), tiles=st.sampled_from(TINY_TILES),
        splits=st.sampled_from([None, 1, 2, 3]), seed=st.integers(0, 2**16))
-def test_conv2d_forward_and_backward_match_oracle(dtype, problem, tiles, splits, seed):
+def test_conv2d_forward_and_backward_match_oracle(kernel, dtype, problem, tiles, splits, seed):
     x_shape, w_shape, stride, padding = problem
     rng = np.random.default_rng(seed)
     x, w = randn(rng, x_shape, dtype), randn(rng, w_shape, dtype)
     want = conv2d_oracle(x, w, pair(stride), pair(padding))
-    got = K.conv2d(x, w, stride, padding, tiles=tiles)
+    got = K.conv2d(x, w, stride, padding, tiles=tiles, kernel=kernel)
     assert got.dtype == dtype
     check(got, want, dtype)
     grad = randn(rng, want.shape, dtype)
     want_x, want_w = conv2d_grads_oracle(x, w, grad, pair(stride), pair(padding))
-    check(K.conv2d_backward_input(grad, w, x_shape, stride, padding, tiles=tiles), want_x, dtype)
-    check(K.conv2d_backward_weight(grad, x, w_shape, stride, padding, tiles=tiles, splits=splits),
-          want_w, dtype)
+    # The implicit kernel's input gradient is for stride 1 (others use index functions).
+    input_kernel = kernel if pair(stride) == (1, 1) else None
+    check(K.conv2d_backward_input(grad, w, x_shape, stride, padding, tiles=tiles,
+                                  kernel=input_kernel), want_x, dtype)
+    check(K.conv2d_backward_weight(grad, x, w_shape, stride, padding, tiles=tiles, splits=splits,
+                                   kernel=kernel), want_w, dtype)
+
+
+def test_conv2d_kernel_choice_is_checked():
+    x, w = np.ones((1, 1, 4, 4)), np.ones((1, 1, 3, 3))
+    with pytest.raises(ValueError, match="kernel must be"):
+        K.conv2d(x, w, kernel="im2col")
+    with pytest.raises(ValueError, match="does not support"):
+        K.conv2d_backward_input(np.ones((1, 1, 1, 1)), w, x.shape, 2, kernel="implicit")
+    # Tiles whose thread count is not a multiple of the k-step fall back, unless forced.
+    odd = GemmTiles(6, 4, 4, 2, 2)  # 2 x 3 = 6 threads, not a multiple of BK = 4
+    check(K.conv2d(x, w, tiles=odd), conv2d_oracle(x, w, (1, 1), (0, 0)))
+    with pytest.raises(ValueError, match="does not support"):
+        K.conv2d(x, w, tiles=odd, kernel="implicit")
+
+
+def implicit_gemm_reference(a, b, fields, out_size):
+    """What the implicit-GEMM kernel computes from a geometry, in plain numpy (the
+    address formulas of conv_gemm's docstring, for all (m, k, n) at once)."""
+    f = fields
+    m, k, n = np.arange(f["M"]), np.arange(f["K"]), np.arange(f["N"])
+    d0, d1, d2 = k // (f["KD1"] * f["KD2"]), (k // f["KD2"]) % f["KD1"], k % f["KD2"]
+    e0, e1, e2 = n // (f["ND1"] * f["ND2"]), (n // f["ND2"]) % f["ND1"], n % f["ND2"]
+    a_matrix = a[m[:, None] * f["AM"] + (d0 * f["AS0"] + d1 * f["AS1"] + d2 * f["AS2"])]
+    rows = (d1 * f["KR"])[:, None] + (e1 * f["NR"] + f["NR0"])
+    cols = (d2 * f["KC"])[:, None] + (e2 * f["NC"] + f["NC0"])
+    inside = (rows >= 0) & (rows < f["ROWS"]) & (cols >= 0) & (cols < f["COLS"])
+    address = ((d0 * f["BS0"] + d1 * f["BS1"] + d2 * f["BS2"])[:, None]
+               + (e0 * f["NT0"] + e1 * f["NT1"] + e2 * f["NT2"] + f["NTC"]))
+    b_matrix = np.where(inside, b[np.where(inside, address, 0)], 0.0)
+    out = np.zeros(out_size)
+    image, pixel = n // f["P"], n % f["P"]
+    out[image * f["M"] * f["P"] + m[:, None] * f["P"] + pixel] = a_matrix @ b_matrix
+    return out
+
+
+@pytest.mark.parametrize("stride, padding", [((1, 1), (1, 0)), ((2, 1), (0, 1)), ((1, 2), (1, 1))])
+def test_conv_geometries_describe_the_three_passes(stride, padding):
+    """The geometry of each pass, run through the numpy reference of the kernel's
+    address formulas, gives the oracle's result: checks conv.py's numbers apart
+    from the kernel."""
+    from tinygrad_lite.kernels.cuda import conv as conv_module
+
+    rng = np.random.default_rng(3)
+    x, w = rng.standard_normal((2, 3, 5, 4)), rng.standard_normal((2, 3, 3, 2))
+    geom = conv_module._geometry(x.shape, w.shape, stride, padding)
+    y = conv2d_oracle(x, w, stride, padding)
+    grad = rng.standard_normal(y.shape)
+    want_x, want_w = conv2d_grads_oracle(x, w, grad, stride, padding)
+    forward = conv_module._forward_geometry(geom)
+    check(implicit_gemm_reference(w.ravel(), x.ravel(), forward, y.size).reshape(y.shape), y)
+    weight = conv_module._weight_grad_geometry(geom)
+    check(implicit_gemm_reference(grad.ravel(), x.ravel(), weight, w.size).reshape(w.shape),
+          want_w)
+    if stride == (1, 1):  # the implicit input gradient is for stride 1 only
+        data = conv_module._input_grad_geometry(geom)
+        check(implicit_gemm_reference(w.ravel(), grad.ravel(), data, x.size).reshape(x.shape),
+              want_x)
 
 
 @pytest.mark.parametrize("tiles", [None, NARROW_TILES, SMALL_TILES],

@@ -107,6 +107,8 @@ def _exercise_every_kernel(K) -> None:
     compiled for float32 and float64; the elementwise ops, whose typing is the same for
     both, for float32, integers and bools only (each compilation takes a while).
     """
+    from tinygrad_lite.kernels.cuda.conv import THIN_TILES
+
     rng = np.random.default_rng(0)
     for dtype in (np.float32, np.float64):
         a, b = rng.random((3, 4)).astype(dtype), rng.random((4, 5)).astype(dtype)
@@ -117,8 +119,11 @@ def _exercise_every_kernel(K) -> None:
         y = K.conv2d(x, w, 1, 1)
         for channels in (20, 40):  # the narrow and the square tiles (4 uses the thin ones)
             K.conv2d(x, rng.random((channels, 3, 3, 3)).astype(dtype), 1, 1)
-        K.conv2d_backward_input(y, w, x.shape, 1, 1)
-        K.conv2d_backward_weight(y, x, w.shape, 1, 1, splits=2)
+        K.conv2d(x, w, 1, 1, tiles=THIN_TILES)
+        for kernel in ("implicit", "generic"):  # the implicit GEMM and the index functions
+            K.conv2d(x, w, 1, 1, kernel=kernel)
+            K.conv2d_backward_input(y, w, x.shape, 1, 1, kernel=kernel)
+            K.conv2d_backward_weight(y, x, w.shape, 1, 1, splits=2, kernel=kernel)
         out, idx = K.max_pool2d(x, 2)
         K.max_pool2d_backward(out, idx, x.shape)
         K.max_pool2d_backward(out, idx, x.shape, 2, 2)

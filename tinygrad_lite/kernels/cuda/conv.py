@@ -36,11 +36,12 @@ from __future__ import annotations
 import numpy as np
 from numba import cuda
 
-from .common import float_dtype, multiprocessor_count, returned
+from .common import float_dtype, launch_1d, multiprocessor_count, returned
+from .conv_gemm import GEOMETRY_FIELDS, implicit_gemm_fits, implicit_gemm_kernel, sum_slices
+from .conv_gemm import launch as launch_implicit
 from .elementwise import cast, contiguous
 from .gemm import SMALL_TILES, GemmTiles, gemm_kernel, launch_gemm
-from .reductions import reduce_sum
-from .views import StridedView, as_view, contiguous_strides, is_on_device
+from .views import as_view, is_device_array, is_on_device
 
 NARROW_TILES = GemmTiles(32, 64, 8, 2, 4)
 """For GEMMs with at most 32 rows (few channels): 32 x 64 block tiles, 256 threads."""
@@ -49,7 +50,7 @@ THIN_TILES = GemmTiles(8, 256, 8, 1, 8)
 rows on an H200 (1.61 against 1.24 ms for the CIFAR input gradient), so not a default."""
 
 
-def conv_tiles(rows: int) -> GemmTiles:
+def conv_tiles(rows: int, pass_name: str = "forward") -> GemmTiles:
     """Block tiles for a convolution GEMM with ``rows`` output rows (channels).
 
     The rows of a convolution GEMM are channels, often few (3, 16, 32), while the
@@ -58,7 +59,10 @@ def conv_tiles(rows: int) -> GemmTiles:
     The choice follows ``benchmarks/bench_cuda.py --sweep`` on an H200: with up to 32
     rows, 32 x 64 tiles with 2 x 4 outputs per thread were fastest for every pass of
     both CIFAR layers; with 64 rows the square 64 x 64 tiles were within 5% of the best.
+    ``pass_name`` ("forward", "backward_input", "backward_weight") lets a pass differ.
     """
+    if pass_name not in ("forward", "backward_input", "backward_weight"):
+        raise ValueError(f"unknown conv pass {pass_name!r}")
     return NARROW_TILES if rows <= 32 else SMALL_TILES
 
 
@@ -89,7 +93,15 @@ def _geometry(x_shape, w_shape, stride, padding):
 
 
 def _float_inputs(*arrays):
-    """Contiguous device arrays of one float dtype (numpy inputs are transferred)."""
+    """Flat contiguous device arrays of one float dtype (numpy inputs are transferred).
+
+    The common case, C-contiguous device arrays that already share a float dtype, is
+    a reshape each: no view, no copy (each of those costs a launch or tens of us).
+    """
+    if all(is_device_array(a) and a.is_c_contiguous() for a in arrays):
+        dtypes = {np.dtype(a.dtype) for a in arrays}
+        if len(dtypes) == 1 and next(iter(dtypes)) in (np.float32, np.float64):
+            return [a.reshape((a.size,)) for a in arrays], next(iter(dtypes))
     views = [as_view(a) for a in arrays]  # numpy inputs are transferred here, once
     dtype = float_dtype(*(view.dtype for view in views))
     results = []
@@ -199,44 +211,128 @@ def _workspace_index(geom, batch, split, o, n):
     return (split * O + o) * (C * KH * KW) + n
 
 
+# ----------------------------------------------------- implicit-GEMM geometry
+# Each pass described in the terms of :mod:`.conv_gemm` (the field names of
+# ``GEOMETRY_FIELDS``); ``geom`` is the tuple of ``_geometry`` above.
+
+
+def _forward_geometry(geom) -> dict:
+    """y = weights @ patches: k = (c, kh, kw), n = (b, oh, ow); B reads x."""
+    n, c, h, w, o, kh, kw, oh, ow, sh, sw, ph, pw = geom
+    return dict(M=o, N=n * oh * ow, K=c * kh * kw, KD1=kh, KD2=kw,
+                AM=c * kh * kw, AS0=kh * kw, AS1=kw, AS2=1,
+                BS0=h * w, BS1=w, BS2=1, KR=1, KC=1,
+                ND1=oh, ND2=ow, NT0=c * h * w, NT1=sh * w, NT2=sw, NTC=-ph * w - pw,
+                NR=sh, NR0=-ph, NC=sw, NC0=-pw, ROWS=h, COLS=w, P=oh * ow)
+
+
+def _input_grad_geometry(geom) -> dict:
+    """dx = weights^T @ taps (stride 1): k = (o, kh, kw), n = (b, h, w); B reads dy.
+
+    With stride 1, input pixel ``(h, w)`` gets ``dy[b, o, h + PH - kh, w + PW - kw]``
+    through tap ``(kh, kw)``: an image row that *falls* as ``kh`` rises (KR = -1).
+    """
+    n, c, h, w, o, kh, kw, oh, ow, sh, sw, ph, pw = geom
+    return dict(M=c, N=n * h * w, K=o * kh * kw, KD1=kh, KD2=kw,
+                AM=kh * kw, AS0=c * kh * kw, AS1=kw, AS2=1,
+                BS0=oh * ow, BS1=-ow, BS2=-1, KR=-1, KC=-1,
+                ND1=h, ND2=w, NT0=o * oh * ow, NT1=ow, NT2=1, NTC=ph * ow + pw,
+                NR=1, NR0=ph, NC=1, NC0=pw, ROWS=oh, COLS=ow, P=h * w)
+
+
+def _weight_grad_geometry(geom) -> dict:
+    """dW = dy @ patches^T: k = (b, oh, ow), n = (c, kh, kw); A reads dy, B reads x."""
+    n, c, h, w, o, kh, kw, oh, ow, sh, sw, ph, pw = geom
+    return dict(M=o, N=c * kh * kw, K=n * oh * ow, KD1=oh, KD2=ow,
+                AM=oh * ow, AS0=o * oh * ow, AS1=ow, AS2=1,
+                BS0=c * h * w, BS1=sh * w, BS2=sw, KR=sh, KC=sw,
+                ND1=kh, ND2=kw, NT0=h * w, NT1=w, NT2=1, NTC=-ph * w - pw,
+                NR=1, NR0=-ph, NC=1, NC0=-pw, ROWS=h, COLS=w, P=c * kh * kw)
+
+
+_GEOMETRY_CACHE: dict = {}
+_GEOMETRY_CACHE_SIZE = 256
+
+
+def _geometry_on_device(fields: dict, k_chunk: int, splits: int):
+    """The geometry as a device int64 array, cached: a training loop repeats its shapes."""
+    values = tuple(int(fields.get(name, 0)) for name in GEOMETRY_FIELDS)
+    values = values[:3] + (k_chunk, splits) + values[5:]
+    array = _GEOMETRY_CACHE.get(values)
+    if array is None:
+        if len(_GEOMETRY_CACHE) >= _GEOMETRY_CACHE_SIZE:
+            _GEOMETRY_CACHE.clear()
+        array = _GEOMETRY_CACHE[values] = cuda.to_device(np.array(values, dtype=np.int64))
+    return array
+
+
+def _use_implicit(kernel: str | None, tiles: GemmTiles, stride_ok: bool = True) -> bool:
+    """Whether to run the implicit-GEMM kernel (the default) or the index-function one."""
+    if kernel not in (None, "implicit", "generic"):
+        raise ValueError(f"kernel must be 'implicit' or 'generic', not {kernel!r}")
+    if kernel == "implicit" and not (implicit_gemm_fits(tiles) and stride_ok):
+        raise ValueError(f"the implicit kernel does not support tiles {tiles}"
+                         + ("" if stride_ok else " / this stride"))
+    return kernel != "generic" and implicit_gemm_fits(tiles) and stride_ok
+
+
 # ------------------------------------------------------------------- passes
 
 
-def conv2d(x, w, stride=1, padding=0, tiles: GemmTiles | None = None):
+def conv2d(x, w, stride=1, padding=0, tiles: GemmTiles | None = None,
+           kernel: str | None = None):
     """Cross-correlation ``(N, C, H, W) * (O, C, KH, KW) -> (N, O, OH, OW)``.
 
-    ``stride`` and ``padding`` are ints or ``(h, w)`` pairs; zero padding.
+    ``stride`` and ``padding`` are ints or ``(h, w)`` pairs; zero padding. ``kernel``:
+    ``"implicit"`` (:mod:`.conv_gemm`, the default) or ``"generic"`` (index functions).
     """
     host = not (is_on_device(x) or is_on_device(w))
     geom = _geometry(x.shape, w.shape, stride, padding)
     n, c, h, width, o, kh, kw, oh, ow = geom[:9]
     (x_flat, w_flat), dtype = _float_inputs(x, w)
     out = cuda.device_array((n, o, oh, ow), dtype=dtype)
-    tiles = tiles or conv_tiles(o)
-    kernel = gemm_kernel(_weight_index, _patch_index, _output_index, dtype, tiles)
-    launch_gemm(kernel, tiles, w_flat, x_flat, out.reshape((out.size,)), geom,
-                M=o, N=n * oh * ow, K=c * kh * kw)
+    tiles = tiles or conv_tiles(o, "forward")
+    M, N, K = o, n * oh * ow, c * kh * kw
+    if _use_implicit(kernel, tiles):
+        launch_implicit(implicit_gemm_kernel(dtype, tiles), tiles, w_flat, x_flat,
+                        out.reshape((out.size,)), _geometry_on_device(
+                            _forward_geometry(geom), K, 1), M, N)
+    else:
+        generic = gemm_kernel(_weight_index, _patch_index, _output_index, dtype, tiles)
+        launch_gemm(generic, tiles, w_flat, x_flat, out.reshape((out.size,)), geom,
+                    M=M, N=N, K=K)
     return returned(out, host)
 
 
 def conv2d_backward_input(grad_out, w, x_shape, stride=1, padding=0,
-                          tiles: GemmTiles | None = None):
-    """Gradient of ``conv2d`` with respect to its input, shape ``x_shape``."""
+                          tiles: GemmTiles | None = None, kernel: str | None = None):
+    """Gradient of ``conv2d`` with respect to its input, shape ``x_shape``.
+
+    The implicit kernel handles stride 1; other strides use the index-function kernel,
+    whose gather form tests each tap for divisibility by the stride.
+    """
     host = not (is_on_device(grad_out) or is_on_device(w))
     geom = _geometry(x_shape, w.shape, stride, padding)
-    n, c, h, width, o, kh, kw, oh, ow = geom[:9]
+    n, c, h, width, o, kh, kw, oh, ow, sh, sw = geom[:11]
     _check_grad_shape(grad_out, (n, o, oh, ow))
     (g_flat, w_flat), dtype = _float_inputs(grad_out, w)
     grad_x = cuda.device_array((n, c, h, width), dtype=dtype)
-    tiles = tiles or conv_tiles(c)
-    kernel = gemm_kernel(_weight_t_index, _grad_tap_index, _input_index, dtype, tiles)
-    launch_gemm(kernel, tiles, w_flat, g_flat, grad_x.reshape((grad_x.size,)), geom,
-                M=c, N=n * h * width, K=o * kh * kw)
+    tiles = tiles or conv_tiles(c, "backward_input")
+    M, N, K = c, n * h * width, o * kh * kw
+    if _use_implicit(kernel, tiles, stride_ok=(sh, sw) == (1, 1)):
+        launch_implicit(implicit_gemm_kernel(dtype, tiles), tiles, w_flat, g_flat,
+                        grad_x.reshape((grad_x.size,)), _geometry_on_device(
+                            _input_grad_geometry(geom), K, 1), M, N)
+    else:
+        generic = gemm_kernel(_weight_t_index, _grad_tap_index, _input_index, dtype, tiles)
+        launch_gemm(generic, tiles, w_flat, g_flat, grad_x.reshape((grad_x.size,)), geom,
+                    M=M, N=N, K=K)
     return returned(grad_x, host)
 
 
 def conv2d_backward_weight(grad_out, x, w_shape, stride=1, padding=0,
-                           tiles: GemmTiles | None = None, splits: int | None = None):
+                           tiles: GemmTiles | None = None, splits: int | None = None,
+                           kernel: str | None = None):
     """Gradient of ``conv2d`` with respect to its weight, shape ``w_shape``.
 
     ``splits`` (default: enough to give the GPU about two blocks per SM) is the number
@@ -247,18 +343,23 @@ def conv2d_backward_weight(grad_out, x, w_shape, stride=1, padding=0,
     n, c, h, width, o, kh, kw, oh, ow = geom[:9]
     _check_grad_shape(grad_out, (n, o, oh, ow))
     (g_flat, x_flat), dtype = _float_inputs(grad_out, x)
-    tiles = tiles or conv_tiles(o)
+    tiles = tiles or conv_tiles(o, "backward_weight")
     M, N, K = o, c * kh * kw, n * oh * ow
     splits, k_chunk = split_k(M, N, K, tiles, splits)
-    workspace = cuda.device_array(splits * M * N, dtype=dtype)
-    kernel = gemm_kernel(_grad_row_index, _patch_t_index, _workspace_index, dtype, tiles)
-    launch_gemm(kernel, tiles, g_flat, x_flat, workspace, geom, M=M, N=N, K=K,
-                splits=splits, k_chunk=k_chunk)
-    if splits == 1:
-        grad_w = workspace.reshape((o, c, kh, kw))
+    grad_w = cuda.device_array((o, c, kh, kw), dtype=dtype)
+    flat_w = grad_w.reshape((grad_w.size,))
+    workspace = flat_w if splits == 1 else cuda.device_array(splits * M * N, dtype=dtype)
+    if _use_implicit(kernel, tiles):
+        launch_implicit(implicit_gemm_kernel(dtype, tiles), tiles, g_flat, x_flat, workspace,
+                        _geometry_on_device(_weight_grad_geometry(geom), k_chunk, splits),
+                        M, N, splits)
     else:
-        slices = StridedView(workspace, (splits, M * N), contiguous_strides((splits, M * N)))
-        grad_w = reduce_sum(slices, axis=0).reshape((o, c, kh, kw))
+        generic = gemm_kernel(_grad_row_index, _patch_t_index, _workspace_index, dtype, tiles)
+        launch_gemm(generic, tiles, g_flat, x_flat, workspace, geom, M=M, N=N, K=K,
+                    splits=splits, k_chunk=k_chunk)
+    if splits > 1:  # add the slices up with one small kernel
+        blocks, threads = launch_1d(M * N)
+        sum_slices[blocks, threads](workspace, flat_w, splits, M * N)
     return returned(grad_w, host)
 
 
