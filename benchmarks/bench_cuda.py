@@ -25,6 +25,7 @@ the simulator switched on) the script says so and exits without measuring.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -48,17 +49,18 @@ CONV_CASES = {
 }
 SWEEP_MATMUL_TILES = (
     # (bm, bn, bk, tm, tn): block tile, k-step, outputs per thread
-    (64, 64, 8, 4, 4), (64, 64, 16, 4, 4), (128, 64, 8, 8, 4), (64, 128, 8, 4, 8),
-    (128, 128, 8, 8, 8), (128, 128, 16, 8, 8), (128, 128, 8, 8, 4), (128, 256, 8, 8, 8),
+    (64, 64, 8, 4, 4), (128, 128, 8, 8, 8), (128, 64, 8, 8, 4), (64, 128, 8, 4, 8),
+    (128, 128, 16, 8, 8), (64, 64, 16, 4, 4),
 )
+SWEEP_GENERIC_MATMUL_TILES = ((64, 64, 8, 4, 4), (128, 128, 8, 8, 8))
 SWEEP_CONV_TILES = (
-    (32, 64, 8, 2, 4), (64, 64, 8, 4, 4), (64, 128, 8, 4, 8), (16, 64, 8, 1, 4),
-    (16, 128, 8, 2, 4), (32, 32, 8, 2, 2), (32, 64, 16, 2, 4), (8, 128, 8, 1, 4),
+    (32, 64, 8, 2, 4), (64, 64, 8, 4, 4), (16, 64, 8, 1, 4), (32, 32, 8, 2, 2),
+    (8, 256, 8, 1, 8), (64, 32, 8, 4, 2), (64, 128, 8, 4, 8), (128, 64, 8, 8, 4),
 )
-TIME_BUDGET_S = 180.0
+TIME_BUDGET_S = 150.0
 """Stop starting new measurements after this long (the whole run must stay < 5 min)."""
-SWEEP_BUDGET_S = 60.0
-"""Each of the two optional tile sweeps (``--sweep``) stops starting new cases after this."""
+SWEEP_BUDGET_S = {"matmul": 40.0, "conv2d": 60.0}
+"""Each optional tile sweep (``--sweep``) stops starting new cases after this long."""
 
 
 # ----------------------------------------------------------------------- setup
@@ -101,6 +103,20 @@ def reference_library():
         return "cupy", cupy
     except ImportError:
         return None, None
+
+
+@contextlib.contextmanager
+def launch_path(path: str):
+    """Run the block with ``TINYGRAD_LITE_CUDA_LAUNCH=path`` (kernels/cuda/launch.py)."""
+    previous = os.environ.get("TINYGRAD_LITE_CUDA_LAUNCH")
+    os.environ["TINYGRAD_LITE_CUDA_LAUNCH"] = path
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("TINYGRAD_LITE_CUDA_LAUNCH")
+        else:
+            os.environ["TINYGRAD_LITE_CUDA_LAUNCH"] = previous
 
 
 def time_gpu(cuda, fn, repeats: int) -> float:
@@ -181,7 +197,9 @@ def sweep_matmul_tiles(cuda, K, n, deadline):
     rows = []
     for spec in SWEEP_MATMUL_TILES:
         tiles = GemmTiles(*spec)
-        kernels = ("strided", "generic") if strided_gemm_fits(tiles) else ("generic",)
+        kernels = ("strided",) if strided_gemm_fits(tiles) else ("generic",)
+        if spec in SWEEP_GENERIC_MATMUL_TILES:  # the index-function kernel, for comparison
+            kernels += ("generic",)
         for kernel in kernels:
             if time.perf_counter() > deadline:
                 return rows
@@ -201,19 +219,21 @@ def sweep_matmul_tiles(cuda, K, n, deadline):
     return rows
 
 
-def _conv_passes(K, x, w, g, x_shape, w_shape, stride, padding, tiles):
-    """The three conv passes with these tiles, as argument-free callables."""
+def _conv_passes(K, x, w, g, x_shape, w_shape, stride, padding, tiles=None, kernel=None):
+    """The three conv passes with these tiles and kernel, as argument-free callables."""
     return {
-        "forward": lambda: K.conv2d(x, w, stride, padding, tiles=tiles),
+        "forward": lambda: K.conv2d(x, w, stride, padding, tiles=tiles, kernel=kernel),
         "backward_input": lambda: K.conv2d_backward_input(g, w, x_shape, stride, padding,
-                                                          tiles=tiles),
+                                                          tiles=tiles, kernel=kernel),
         "backward_weight": lambda: K.conv2d_backward_weight(g, x, w_shape, stride, padding,
-                                                            tiles=tiles),
+                                                            tiles=tiles, kernel=kernel),
     }
 
 
 def sweep_conv_tiles(cuda, K, deadline):
-    """Each conv pass of each CIFAR case with each candidate tiling (milliseconds)."""
+    """Each conv pass of each CIFAR case with each candidate tiling of the implicit-GEMM
+    kernel (milliseconds), then the fastest tiling of each pass ("tuned")."""
+    from tinygrad_lite.kernels.cuda.conv_gemm import implicit_gemm_fits
     from tinygrad_lite.kernels.cuda.gemm import GemmTiles
 
     rows = []
@@ -223,9 +243,12 @@ def sweep_conv_tiles(cuda, K, deadline):
         w = cuda.to_device(rng.standard_normal(w_shape, dtype=np.float32))
         y = K.conv2d(x, w, stride, padding)
         g = cuda.to_device(rng.standard_normal(y.shape, dtype=np.float32))
+        case_rows = []
         for spec in SWEEP_CONV_TILES:
             if time.perf_counter() > deadline:
-                return rows
+                break
+            if not implicit_gemm_fits(GemmTiles(*spec)):
+                continue
             passes = _conv_passes(K, x, w, g, x_shape, w_shape, stride, padding,
                                   GemmTiles(*spec))
             row = {"case": name, "tiles": spec}
@@ -235,10 +258,23 @@ def sweep_conv_tiles(cuda, K, deadline):
                 except Exception as error:
                     row[f"{pass_name}_ms"] = None
                     row[f"{pass_name}_error"] = f"{type(error).__name__}: {error}"
-            rows.append(row)
+            case_rows.append(row)
             cells = "  ".join(f"{p} {row[f'{p}_ms']:.3f} ms" if row[f"{p}_ms"] is not None
                               else f"{p} failed" for p in passes)
             print(f"  {name} tiles {spec}: {cells}", flush=True)
+        rows += case_rows
+        best = {}
+        for pass_name in ("forward", "backward_input", "backward_weight"):
+            timed = [r for r in case_rows if r.get(f"{pass_name}_ms") is not None]
+            if timed:
+                fastest = min(timed, key=lambda r: r[f"{pass_name}_ms"])
+                best[pass_name] = (fastest["tiles"], fastest[f"{pass_name}_ms"])
+        if best:
+            total = sum(ms for _, ms in best.values())
+            rows.append({"case": name, "tuned": {p: list(t) for p, (t, _) in best.items()},
+                         "tuned_total_ms": total})
+            print(f"  {name} tuned (fastest tiles per pass): {total:.3f} ms  "
+                  + "  ".join(f"{p} {t}" for p, (t, _) in best.items()), flush=True)
     return rows
 
 
@@ -254,6 +290,13 @@ def bench_conv(cuda, K, lib_name, lib, deadline):
         row = {"case": name, **bench_conv_case(cuda, K, lib_name, lib, *case)}
         rows.append(row)
         print("  " + format_row(name, row, None), flush=True)
+        passes = ("forward", "backward_input", "backward_weight")
+        print("      passes (ms): " + "  ".join(
+            f"{p} {row[f'{p}_seconds'] * 1e3:.3f}"
+            + (f" (cuDNN {row[f'reference_{p}_seconds'] * 1e3:.3f})"
+               if f"reference_{p}_seconds" in row else "") for p in passes))
+        print(f"      same passes: index-function kernel {row['generic_kernel_seconds'] * 1e3:.2f}"
+              f" ms, Numba's launch path {row['numba_launch_seconds'] * 1e3:.2f} ms", flush=True)
     return rows
 
 
@@ -265,13 +308,15 @@ def bench_conv_case(cuda, K, lib_name, lib, x_shape, w_shape, stride, padding):
     dx, dw = cuda.to_device(x), cuda.to_device(w)
     y = K.conv2d(dx, dw, stride, padding)
     g = cuda.to_device(rng.standard_normal(y.shape, dtype=np.float32))
-    passes = {
-        "forward": lambda: K.conv2d(dx, dw, stride, padding),
-        "backward_input": lambda: K.conv2d_backward_input(g, dw, x_shape, stride, padding),
-        "backward_weight": lambda: K.conv2d_backward_weight(g, dx, w_shape, stride, padding),
-    }
+    passes = _conv_passes(K, dx, dw, g, x_shape, w_shape, stride, padding)
     row = {f"{p}_seconds": time_gpu(cuda, fn, 20) for p, fn in passes.items()}
     row["seconds"] = sum(row.values())
+    # The same passes with the index-function kernel and with Numba's own launch, so
+    # that each change is measured against what it replaced, in the same run.
+    generic = _conv_passes(K, dx, dw, g, x_shape, w_shape, stride, padding, kernel="generic")
+    row["generic_kernel_seconds"] = sum(time_gpu(cuda, fn, 20) for fn in generic.values())
+    with launch_path("numba"):
+        row["numba_launch_seconds"] = sum(time_gpu(cuda, fn, 20) for fn in passes.values())
     want = y.copy_to_host()
     got = torch_or_none_forward(lib_name, lib, x, w, stride, padding)
     if got is not None:
@@ -431,6 +476,16 @@ def versions() -> dict:
     return found
 
 
+def guarded(section, *args):
+    """Run one section of the benchmark; an error is printed and recorded, and the
+    sections after it still run (a GPU session is too short to lose them all)."""
+    try:
+        return section(*args)
+    except Exception as error:
+        print(f"  {section.__name__} failed: {type(error).__name__}: {error}", flush=True)
+        return {"error": f"{type(error).__name__}: {error}"}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes only")
@@ -449,10 +504,10 @@ def main(argv=None) -> int:
     name = device.name.decode() if isinstance(device.name, bytes) else str(device.name)
     print(f"GPU: {name}  reference: {lib_name or 'none (install torch or cupy)'}")
     print("matmul, float32:")
-    matmul = bench_matmul(cuda, K, lib_name, lib,
-                          QUICK_MATMUL_SIZES if args.quick else MATMUL_SIZES, deadline)
+    matmul = guarded(bench_matmul, cuda, K, lib_name, lib,
+                     QUICK_MATMUL_SIZES if args.quick else MATMUL_SIZES, deadline)
     print("conv2d forward + backward (input and weight), float32:")
-    conv = bench_conv(cuda, K, lib_name, lib, deadline)
+    conv = guarded(bench_conv, cuda, K, lib_name, lib, deadline)
     print("training step through the CUDA tensor backend, float32:")
     mlp = bench_mlp_training_step() if time.perf_counter() < deadline else None
     cnn = bench_cnn_training_step() if time.perf_counter() < deadline else None
@@ -461,10 +516,11 @@ def main(argv=None) -> int:
     if args.sweep:
         sweep_n = QUICK_MATMUL_SIZES[-1] if args.quick else 4096
         print(f"tile sweep: matmul n={sweep_n}, float32:")
-        sweep = {"matmul": sweep_matmul_tiles(cuda, K, sweep_n,
-                                              time.perf_counter() + SWEEP_BUDGET_S)}
+        sweep = {"matmul": guarded(sweep_matmul_tiles, cuda, K, sweep_n,
+                                   time.perf_counter() + SWEEP_BUDGET_S["matmul"])}
         print("tile sweep: conv passes, float32:")
-        sweep["conv2d"] = sweep_conv_tiles(cuda, K, time.perf_counter() + SWEEP_BUDGET_S)
+        sweep["conv2d"] = guarded(sweep_conv_tiles, cuda, K,
+                                  time.perf_counter() + SWEEP_BUDGET_S["conv2d"])
 
     report = {"gpu": name, "reference": lib_name, "python": platform.python_version(),
               "versions": versions(),

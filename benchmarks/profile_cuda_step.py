@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import json
 import pstats
 import statistics
 import sys
@@ -39,7 +40,8 @@ def median_microseconds(fn, cuda, repeats=200) -> float:
 
 
 def _launch_floor_kernels(cuda):
-    """Two do-nothing kernels: the floor of Numba's launch path (no args, 3 arrays)."""
+    """Two do-nothing kernels: the floor of the launch path (no args, 3 arrays)."""
+    from tinygrad_lite.kernels.cuda.launch import LeanKernel
 
     @cuda.jit
     def nothing():
@@ -49,15 +51,24 @@ def _launch_floor_kernels(cuda):
     def three_arrays(x, y, z):
         pass
 
-    return nothing, three_arrays
+    return LeanKernel(nothing), LeanKernel(three_arrays)
 
 
 def building_blocks(cuda) -> dict:
+    """Host cost of each building block, with the lean launch and with Numba's own.
+
+    The launch path is chosen per call by ``TINYGRAD_LITE_CUDA_LAUNCH`` (see
+    ``kernels/cuda/launch.py``), so both columns come from the same process.
+    """
+    import os
+
     import tinygrad_lite.kernels.cuda as K
 
     a = cuda.to_device(np.ones((256, 512), np.float32))
     b = cuda.to_device(np.ones((256, 512), np.float32))
     w = cuda.to_device(np.ones((512, 10), np.float32))
+    x = cuda.to_device(np.ones((64, 32, 15, 15), np.float32))
+    kernel = cuda.to_device(np.ones((64, 32, 3, 3), np.float32))
     nothing, three_arrays = _launch_floor_kernels(cuda)
     costs = {
         "cuda.synchronize() alone": lambda: None,
@@ -68,10 +79,21 @@ def building_blocks(cuda) -> dict:
         "K.relu (256x512)": lambda: K.relu(a),
         "K.reduce_sum over axis 0": lambda: K.reduce_sum(a, 0),
         "K.matmul (256x512 @ 512x10)": lambda: K.matmul(a, w),
+        "K.conv2d (CIFAR conv2 forward)": lambda: K.conv2d(x, kernel),
     }
-    results = {name: median_microseconds(fn, cuda) for name, fn in costs.items()}
-    for name, us in results.items():
-        print(f"  {name:34s} {us:8.1f} us")
+    results = {}
+    print(f"  {'':34s} {'lean':>8s} {'numba':>8s}  (us, launch path)")
+    previous = os.environ.get("TINYGRAD_LITE_CUDA_LAUNCH")
+    for name, fn in costs.items():
+        row = {}
+        for path in ("lean", "numba"):
+            os.environ["TINYGRAD_LITE_CUDA_LAUNCH"] = path
+            row[path] = median_microseconds(fn, cuda)
+        results[name] = row
+        print(f"  {name:34s} {row['lean']:8.1f} {row['numba']:8.1f}")
+    os.environ.pop("TINYGRAD_LITE_CUDA_LAUNCH")
+    if previous is not None:
+        os.environ["TINYGRAD_LITE_CUDA_LAUNCH"] = previous
     return results
 
 
@@ -116,6 +138,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--output", type=Path,
+                        default=Path(__file__).resolve().parent / "results" / "cuda_step.json")
     args = parser.parse_args(argv)
     from numba import config, cuda
 
@@ -125,10 +149,16 @@ def main(argv=None) -> int:
     import tinygrad_lite.kernels.cuda as K
 
     print("host cost of building blocks (median, synchronised):")
-    building_blocks(cuda)
+    blocks = building_blocks(cuda)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps({"building_blocks_us": blocks}, indent=2) + "\n")
+    print(f"wrote {args.output}")
     print("MLP training step (784-512-512-10, batch 256) on the GPU:")
     profile_mlp_steps(args.steps, args.top)
     print("allocator:", K.memory_stats())
+    from tinygrad_lite.kernels.cuda.launch import lean_launch_stats
+
+    print("launch signatures per path:", lean_launch_stats())
     return 0
 
 
