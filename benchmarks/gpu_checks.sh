@@ -10,10 +10,10 @@
 #    measurements are not lost (the log says so);
 # 3. runs benchmarks/bench_cuda.py with the tile sweep (matmul vs cuBLAS, conv vs cuDNN,
 #    training steps GPU vs CPU), at most ~5 minutes;
-# 4. profiles the host side of a GPU training step (profile_cuda_step.py), with the
-#    caching allocator and with Numba's own, for comparison;
-# 5. runs the CUDA test suite for real, without the simulator (pytest -m cuda tests/cuda),
-#    in parallel processes when pytest-xdist is installed.
+# 4. runs the CUDA test suite for real, without the simulator (pytest -m cuda tests/cuda),
+#    in parallel processes when pytest-xdist is installed;
+# 5. profiles the host side of a GPU training step (profile_cuda_step.py), with the
+#    caching allocator and with Numba's own, for comparison.
 # numba-cuda 0.30 needs numpy < 2.5 (it uses np.row_stack, removed in numpy 2.5); where
 # the machine's numpy is newer, install numpy 2.4 first (e.g. from a carried wheel, as
 # the device tool's README describes, into a directory on PYTHONPATH).
@@ -87,15 +87,6 @@ timeout 280 "$PY" benchmarks/bench_cuda.py --sweep --output "$OUT_DIR/cuda.json"
     | tee "$OUT_DIR/bench_cuda.log"
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 
-echo "== host cost of a GPU training step (profile_cuda_step.py)"
-timeout 75 "$PY" benchmarks/profile_cuda_step.py --output "$OUT_DIR/cuda_step.json" 2>&1 \
-    | tee "$OUT_DIR/profile_cuda_step.log"
-echo "== the same building blocks with Numba's own allocator, for comparison"
-TINYGRAD_LITE_CUDA_ALLOCATOR=numba timeout 45 "$PY" benchmarks/profile_cuda_step.py --top 0 \
-    --output "$OUT_DIR/cuda_step_numba_allocator.json" \
-    2>&1 | grep -v "^ *[0-9]* function calls\|^$\|Ordered by\|ncalls" \
-    | tee "$OUT_DIR/profile_numba_allocator.log"
-
 echo "== CUDA test suite on the GPU (no simulator)"
 parallel=()
 if "$PY" -c "import xdist" 2>/dev/null; then
@@ -104,6 +95,15 @@ fi
 timeout 120 "$PY" -m pytest -m cuda tests/cuda -q -p no:cacheprovider "${parallel[@]}" \
     --durations=10 2>&1 | tee "$OUT_DIR/tests_cuda.log"
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+
+echo "== host cost of a GPU training step (profile_cuda_step.py)"
+timeout 75 "$PY" benchmarks/profile_cuda_step.py --output "$OUT_DIR/cuda_step.json" 2>&1 \
+    | tee "$OUT_DIR/profile_cuda_step.log"
+echo "== the same building blocks with Numba's own allocator, for comparison"
+TINYGRAD_LITE_CUDA_ALLOCATOR=numba timeout 45 "$PY" benchmarks/profile_cuda_step.py --top 0 \
+    --output "$OUT_DIR/cuda_step_numba_allocator.json" \
+    2>&1 | grep -v "^ *[0-9]* function calls\|^$\|Ordered by\|ncalls" \
+    | tee "$OUT_DIR/profile_numba_allocator.log"
 
 echo "== done (status $status); logs and JSON in $OUT_DIR"
 exit $status
