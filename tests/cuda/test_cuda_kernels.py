@@ -25,7 +25,13 @@ from hypothesis.extra import numpy as hnp  # noqa: E402
 
 import tinygrad_lite.kernels.cuda as K  # noqa: E402
 from tinygrad_lite.kernels.cuda import reductions as reduce_module  # noqa: E402
-from tinygrad_lite.kernels.cuda.conv import NARROW_TILES, THIN_TILES, conv_tiles  # noqa: E402
+from tinygrad_lite.kernels.cuda.conv import (  # noqa: E402
+    NARROW_TILES,
+    SLIM_TILES,
+    SQUARE_SMALL_TILES,
+    THIN_TILES,
+    conv_tiles,
+)
 from tinygrad_lite.kernels.cuda.gemm import (  # noqa: E402
     LARGE_TILES,
     SMALL_TILES,
@@ -347,8 +353,9 @@ def test_conv_geometries_describe_the_three_passes(stride, padding):
               want_x)
 
 
-@pytest.mark.parametrize("tiles", [None, NARROW_TILES, SMALL_TILES],
-                         ids=["default", "narrow", "square"])
+@pytest.mark.parametrize("tiles", [None, NARROW_TILES, SMALL_TILES, SLIM_TILES,
+                                   SQUARE_SMALL_TILES, THIN_TILES],
+                         ids=["default", "narrow", "square", "slim", "square-small", "thin"])
 def test_conv2d_production_tiles_on_device_arrays(tiles):
     rng = np.random.default_rng(2)
     x, w = randn(rng, (2, 2, 5, 4), np.float32), randn(rng, (3, 2, 3, 3), np.float32)
@@ -362,10 +369,15 @@ def test_conv2d_production_tiles_on_device_arrays(tiles):
     check(K.conv2d_backward_weight(K.to_device(grad), dx, w.shape, 1, 1, tiles=tiles), want_w)
 
 
-def test_conv_tiles_suit_the_channel_count():
-    assert conv_tiles(3) == NARROW_TILES and conv_tiles(32) == NARROW_TILES
-    assert THIN_TILES.threads == (32, 8)  # still available by name
-    assert conv_tiles(64) == SMALL_TILES
+def test_conv_tiles_suit_the_pass_and_the_channel_count():
+    assert conv_tiles(3) == conv_tiles(64) == SMALL_TILES  # forward
+    assert conv_tiles(3, "backward_input") == SLIM_TILES
+    assert conv_tiles(32, "backward_input") == SQUARE_SMALL_TILES
+    assert conv_tiles(64, "backward_input") == SMALL_TILES
+    assert conv_tiles(32, "backward_weight") == SQUARE_SMALL_TILES
+    assert conv_tiles(64, "backward_weight") == SMALL_TILES
+    with pytest.raises(ValueError, match="unknown conv pass"):
+        conv_tiles(3, "sideways")
 
 
 def test_conv2d_rejects_bad_shapes():

@@ -38,6 +38,9 @@ class FakeDeviceArray:
     def copy_to_host(self):  # makes it a "device array" for views.is_device_array
         raise AssertionError("not needed")
 
+    def reshape(self, shape):
+        return FakeDeviceArray(shape, self.dtype, self.device_ctypes_pointer.value)
+
 
 def test_arrays_pack_as_numba_lays_them_out():
     array = FakeDeviceArray((3, 4), np.float32, 4096)
@@ -45,6 +48,18 @@ def test_arrays_pack_as_numba_lays_them_out():
     assert signature == (("<f4", 2),)
     # meminfo, parent, size, itemsize, data pointer, shape..., strides in bytes...
     assert launch._pack([array], signature) == [0, 0, 12, 4, 4096, 3, 4, 16, 4]
+
+
+def test_flat_arrays_pack_as_1d_without_a_reshape():
+    array = FakeDeviceArray((2, 3, 4), np.float64, 8192)
+    signature = launch._signature([launch.flat(array)])
+    assert signature == (("<f8", "flat"),)
+    assert launch._pack([launch.flat(array)], signature) == [0, 0, 24, 8, 8192, 24, 8]
+    # Numba's own path gets a real 1-D array: the reshape the lean path avoids
+    (reshaped,) = launch._numba_args([launch.flat(array)])
+    assert reshaped.shape == (24,)
+    strided = FakeDeviceArray((2, 3), np.float32, 0, c_contiguous=False)
+    assert launch._signature([launch.flat(strided)]) is None
 
 
 def test_scalars_and_tuples_pack_as_numba_passes_them():

@@ -41,29 +41,50 @@ from .conv_gemm import GEOMETRY_FIELDS, implicit_gemm_fits, implicit_gemm_kernel
 from .conv_gemm import launch as launch_implicit
 from .elementwise import cast, contiguous
 from .gemm import SMALL_TILES, GemmTiles, gemm_kernel, launch_gemm
+from .launch import flat
 from .views import as_view, is_device_array, is_on_device
 
 NARROW_TILES = GemmTiles(32, 64, 8, 2, 4)
-"""For GEMMs with at most 32 rows (few channels): 32 x 64 block tiles, 256 threads."""
+"""32 x 64 block tiles, 256 threads: flatter tiles for GEMMs with few rows (channels)."""
+SLIM_TILES = GemmTiles(16, 64, 8, 1, 4)
+"""16 x 64 tiles, 256 threads: for a handful of rows (the input gradient of an RGB layer)."""
+SQUARE_SMALL_TILES = GemmTiles(32, 32, 8, 2, 2)
+"""32 x 32 tiles, 256 threads with 2 x 2 outputs each: more blocks for small outputs."""
 THIN_TILES = GemmTiles(8, 256, 8, 1, 8)
-"""8 x 256 tiles for a handful of rows; measured slower than ``NARROW_TILES`` even for 3
-rows on an H200 (1.61 against 1.24 ms for the CIFAR input gradient), so not a default."""
+"""8 x 256 tiles for a handful of rows; slower than ``SLIM_TILES`` in every sweep."""
+
+CONV_TILES = {
+    # pass: ((most rows, tiles), ...), the first entry with rows <= most rows wins
+    "forward": ((None, SMALL_TILES),),
+    "backward_input": ((16, SLIM_TILES), (32, SQUARE_SMALL_TILES), (None, SMALL_TILES)),
+    "backward_weight": ((32, SQUARE_SMALL_TILES), (None, SMALL_TILES)),
+}
+"""Default tiles of the implicit-GEMM kernel per pass and number of GEMM rows.
+
+From ``benchmarks/bench_cuda.py --sweep`` on an H200 (2026-11-26, results in
+``benchmarks/results/gpu/``), CIFAR layers conv1 (3 -> 32 channels) and conv2 (32 -> 64):
+
+* forward (rows = output channels): 64 x 64 tiles were fastest or within 3% for both;
+* input gradient (rows = input channels): 16 x 64 for 3 rows (0.219 against 0.267 ms
+  for 32 x 64), 32 x 32 for 32 rows (0.175 against 0.185 ms);
+* weight gradient (rows = output channels, split-K): 32 x 32 for 32 rows, 64 x 64 for 64.
+"""
 
 
 def conv_tiles(rows: int, pass_name: str = "forward") -> GemmTiles:
-    """Block tiles for a convolution GEMM with ``rows`` output rows (channels).
+    """Block tiles for a convolution pass whose GEMM has ``rows`` rows (see ``CONV_TILES``).
 
     The rows of a convolution GEMM are channels, often few (3, 16, 32), while the
-    columns (batch x pixels) are many. A square 64 x 64 tile would spend most of its
-    threads on rows that do not exist, so flatter tiles are used for few channels.
-    The choice follows ``benchmarks/bench_cuda.py --sweep`` on an H200: with up to 32
-    rows, 32 x 64 tiles with 2 x 4 outputs per thread were fastest for every pass of
-    both CIFAR layers; with 64 rows the square 64 x 64 tiles were within 5% of the best.
-    ``pass_name`` ("forward", "backward_input", "backward_weight") lets a pass differ.
+    columns (batch x pixels) are many, so tiles with few rows waste fewer threads on
+    rows that do not exist. ``pass_name``: "forward", "backward_input" or
+    "backward_weight".
     """
-    if pass_name not in ("forward", "backward_input", "backward_weight"):
+    if pass_name not in CONV_TILES:
         raise ValueError(f"unknown conv pass {pass_name!r}")
-    return NARROW_TILES if rows <= 32 else SMALL_TILES
+    for most_rows, tiles in CONV_TILES[pass_name]:
+        if most_rows is None or rows <= most_rows:
+            return tiles
+    raise AssertionError("every CONV_TILES entry ends with a catch-all")
 
 
 def _pair(value) -> tuple[int, int]:
@@ -93,21 +114,21 @@ def _geometry(x_shape, w_shape, stride, padding):
 
 
 def _float_inputs(*arrays):
-    """Flat contiguous device arrays of one float dtype (numpy inputs are transferred).
+    """The inputs as kernel arguments: :func:`.launch.flat` wrappers of contiguous device
+    arrays of one float dtype (numpy inputs are transferred), and that dtype.
 
-    The common case, C-contiguous device arrays that already share a float dtype, is
-    a reshape each: no view, no copy (each of those costs a launch or tens of us).
+    The common case, C-contiguous device arrays that already share a float dtype, needs
+    no view, copy or reshape (each of those costs a launch or tens of us).
     """
     if all(is_device_array(a) and a.is_c_contiguous() for a in arrays):
         dtypes = {np.dtype(a.dtype) for a in arrays}
         if len(dtypes) == 1 and next(iter(dtypes)) in (np.float32, np.float64):
-            return [a.reshape((a.size,)) for a in arrays], next(iter(dtypes))
+            return [flat(a) for a in arrays], next(iter(dtypes))
     views = [as_view(a) for a in arrays]  # numpy inputs are transferred here, once
     dtype = float_dtype(*(view.dtype for view in views))
     results = []
     for view in views:
-        array = cast(view, dtype) if view.dtype != dtype else contiguous(view)
-        results.append(array.reshape((array.size,)))
+        results.append(flat(cast(view, dtype) if view.dtype != dtype else contiguous(view)))
     return results, dtype
 
 
@@ -295,11 +316,11 @@ def conv2d(x, w, stride=1, padding=0, tiles: GemmTiles | None = None,
     M, N, K = o, n * oh * ow, c * kh * kw
     if _use_implicit(kernel, tiles):
         launch_implicit(implicit_gemm_kernel(dtype, tiles), tiles, w_flat, x_flat,
-                        out.reshape((out.size,)), _geometry_on_device(
+                        flat(out), _geometry_on_device(
                             _forward_geometry(geom), K, 1), M, N)
     else:
         generic = gemm_kernel(_weight_index, _patch_index, _output_index, dtype, tiles)
-        launch_gemm(generic, tiles, w_flat, x_flat, out.reshape((out.size,)), geom,
+        launch_gemm(generic, tiles, w_flat, x_flat, flat(out), geom,
                     M=M, N=N, K=K)
     return returned(out, host)
 
@@ -321,11 +342,11 @@ def conv2d_backward_input(grad_out, w, x_shape, stride=1, padding=0,
     M, N, K = c, n * h * width, o * kh * kw
     if _use_implicit(kernel, tiles, stride_ok=(sh, sw) == (1, 1)):
         launch_implicit(implicit_gemm_kernel(dtype, tiles), tiles, w_flat, g_flat,
-                        grad_x.reshape((grad_x.size,)), _geometry_on_device(
+                        flat(grad_x), _geometry_on_device(
                             _input_grad_geometry(geom), K, 1), M, N)
     else:
         generic = gemm_kernel(_weight_t_index, _grad_tap_index, _input_index, dtype, tiles)
-        launch_gemm(generic, tiles, w_flat, g_flat, grad_x.reshape((grad_x.size,)), geom,
+        launch_gemm(generic, tiles, w_flat, g_flat, flat(grad_x), geom,
                     M=M, N=N, K=K)
     return returned(grad_x, host)
 
@@ -347,7 +368,7 @@ def conv2d_backward_weight(grad_out, x, w_shape, stride=1, padding=0,
     M, N, K = o, c * kh * kw, n * oh * ow
     splits, k_chunk = split_k(M, N, K, tiles, splits)
     grad_w = cuda.device_array((o, c, kh, kw), dtype=dtype)
-    flat_w = grad_w.reshape((grad_w.size,))
+    flat_w = flat(grad_w)
     workspace = flat_w if splits == 1 else cuda.device_array(splits * M * N, dtype=dtype)
     if _use_implicit(kernel, tiles):
         launch_implicit(implicit_gemm_kernel(dtype, tiles), tiles, g_flat, x_flat, workspace,

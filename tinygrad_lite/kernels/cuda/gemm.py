@@ -81,7 +81,7 @@ from numba import cuda
 
 from .common import float_dtype, multiprocessor_count, returned
 from .elementwise import cast, contiguous, full
-from .launch import lean_kernel
+from .launch import flat, lean_kernel
 from .views import StridedView, as_view, expand, is_on_device
 
 
@@ -430,11 +430,11 @@ def batched_matmul(a, b, tiles: GemmTiles | None = None, out=None, kernel: str |
         geom = (va.offset, *va.strides, vb.offset, *vb.strides)
         grid = ((N + tiles.bn - 1) // tiles.bn, (M + tiles.bm - 1) // tiles.bm, batches)
         strided_gemm_kernel(dtype, tiles)[grid, tiles.threads](
-            va.storage, vb.storage, out.reshape((out.size,)), geom, M, N, K)
+            va.storage, vb.storage, flat(out), geom, M, N, K)
     elif out.size:
         geom = (va.offset, *va.strides, vb.offset, *vb.strides, M, N)
         generic = gemm_kernel(_matmul_a_index, _matmul_b_index, _matmul_c_index, dtype, tiles)
-        launch_gemm(generic, tiles, va.storage, vb.storage, out.reshape((out.size,)), geom,
+        launch_gemm(generic, tiles, va.storage, vb.storage, flat(out), geom,
                     M, N, K, batches=batches)
     return returned(out, host)
 

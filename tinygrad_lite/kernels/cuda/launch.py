@@ -16,8 +16,9 @@ pack the arguments the way Numba's ``_Kernel._prepare_args`` does (an array beco
 64-bit value) and hand them to ``cuda.core.launch`` with a launch configuration
 cached per grid and block shape.
 
-What it accepts: C-contiguous Numba device arrays, Python ints and floats, numpy
-int32/int64/float32/float64 scalars and tuples of Python ints. Anything else, the CUDA simulator, or
+What it accepts: C-contiguous Numba device arrays (also wrapped in :func:`flat`, to
+be seen by the kernel as 1-D), Python ints and floats, numpy int32/int64/float32/float64
+scalars and tuples of Python ints. Anything else, the CUDA simulator, or
 ``TINYGRAD_LITE_CUDA_LAUNCH=numba`` in the environment takes Numba's own path, so
 the lean path can be switched off without touching code. It relies on numba-cuda
 internals of version 0.30 (the overload table and the argument layout); any surprise
@@ -61,11 +62,43 @@ def _scalar_dtype(arg) -> str | None:
     return None
 
 
+class FlatArray:
+    """A C-contiguous device array handed to a kernel as the 1-D array of its elements.
+
+    Kernels that index their arrays by flat position (GEMM, conv, pooling) take 1-D
+    arrays; ``reshape`` makes a new Numba array object, which costs more than the
+    launch itself. The lean path packs the array as 1-D directly; Numba's path
+    reshapes it.
+    """
+
+    __slots__ = ("array",)
+
+    def __init__(self, array):
+        self.array = array
+
+    def as_1d(self):
+        return self.array.reshape((self.array.size,))
+
+
+def flat(array) -> FlatArray:
+    """``array`` (C-contiguous) passed to a kernel as 1-D: ``kernel[g, b](flat(x), ...)``."""
+    return FlatArray(array)
+
+
+def _numba_args(args) -> tuple:
+    """The arguments as Numba's own launch takes them (flat arrays reshaped)."""
+    return tuple(arg.as_1d() if type(arg) is FlatArray else arg for arg in args)
+
+
 def _signature(args) -> tuple | None:
     """The launch signature of ``args``, or None if the lean path cannot pack them."""
     signature = []
     for arg in args:
-        if is_device_array(arg):
+        if type(arg) is FlatArray:
+            if not arg.array.flags["C_CONTIGUOUS"]:
+                return None
+            signature.append((arg.array.dtype.str, "flat"))
+        elif is_device_array(arg):
             if not arg.flags["C_CONTIGUOUS"]:
                 return None
             signature.append((arg.dtype.str, arg.ndim))
@@ -89,6 +122,11 @@ def _pack(args, signature) -> list:
             params.append(_SCALAR_CTYPES[kind](arg))
         elif kind[0] == "tuple":
             params.extend(ctypes.c_int64(v) for v in arg)
+        elif kind[1] == "flat":
+            array = arg.array
+            pointer = array.device_ctypes_pointer.value or 0
+            size, itemsize = array.size, array.dtype.itemsize
+            params += [0, 0, size, itemsize, pointer, size, itemsize]
         else:
             pointer = arg.device_ctypes_pointer.value or 0
             params += [0, 0, arg.size, arg.dtype.itemsize, pointer, *arg.shape, *arg.strides]
@@ -112,16 +150,17 @@ class LeanKernel:
         signature = _signature(args) if lean_launch_enabled() else None
         function = self._functions.get(signature) if signature is not None else None
         if function is None:
-            self.dispatcher[grid, block](*args)
+            numba_args = _numba_args(args)
+            self.dispatcher[grid, block](*numba_args)
             if signature is not None and signature not in self._functions:
-                self._functions[signature] = self._compiled_function(args)
+                self._functions[signature] = self._compiled_function(numba_args)
             return
         try:
             _core_launch(self._stream(), self._config(grid, block), function,
                          *_pack(args, signature))
         except Exception:  # cuda.core refused the parameters: Numba's path from now on
             self._functions[signature] = None
-            self.dispatcher[grid, block](*args)
+            self.dispatcher[grid, block](*_numba_args(args))
 
     def _compiled_function(self, args):
         """The compiled kernel's function handle for these arguments, or None."""

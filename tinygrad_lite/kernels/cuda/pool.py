@@ -29,7 +29,7 @@ from numba import cuda
 
 from .common import float_dtype, launch_1d, returned
 from .elementwise import contiguous, zeros
-from .launch import lean_kernel
+from .launch import flat, lean_kernel
 from .views import as_view, is_on_device
 
 
@@ -137,8 +137,8 @@ def max_pool2d(x, kernel_size, stride=None):
     indices = cuda.device_array((n, c, oh, ow), dtype=np.int64)
     if out.size:
         blocks, threads = launch_1d(out.size)
-        _max_pool_kernel[blocks, threads](x_flat, out.reshape((out.size,)),
-                                          indices.reshape((out.size,)), geom)
+        _max_pool_kernel[blocks, threads](x_flat, flat(out),
+                                          flat(indices), geom)
     return returned(out, host), returned(indices, host)
 
 
@@ -219,7 +219,7 @@ def avg_pool2d(x, kernel_size, stride=None):
     out = cuda.device_array((x.shape[0], x.shape[1], oh, ow), dtype=dtype)
     if out.size:
         blocks, threads = launch_1d(out.size)
-        _avg_pool_kernel[blocks, threads](x_flat, out.reshape((out.size,)), geom, dtype.type(0))
+        _avg_pool_kernel[blocks, threads](x_flat, flat(out), geom, dtype.type(0))
     return returned(out, host)
 
 
