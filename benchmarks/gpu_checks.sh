@@ -3,6 +3,7 @@
 #
 #   bash benchmarks/gpu_checks.sh            # results and logs in benchmarks/results/gpu/
 #   OUT=/some/dir bash benchmarks/gpu_checks.sh
+#   BENCH_ARGS= bash benchmarks/gpu_checks.sh   # without the tile sweeps (about 1 minute less)
 #
 # 1. prints the GPU, driver and package versions Numba sees;
 # 2. checks the lean kernel launch (kernels/cuda/launch.py) against Numba's own launch;
@@ -83,7 +84,7 @@ EOF
 }
 
 echo "== bench_cuda.py --sweep"
-timeout 280 "$PY" benchmarks/bench_cuda.py --sweep --output "$OUT_DIR/cuda.json" 2>&1 \
+timeout 280 "$PY" benchmarks/bench_cuda.py ${BENCH_ARGS---sweep} --output "$OUT_DIR/cuda.json" 2>&1 \
     | tee "$OUT_DIR/bench_cuda.log"
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 
