@@ -275,15 +275,17 @@ _GEOMETRY_CACHE: dict = {}
 _GEOMETRY_CACHE_SIZE = 256
 
 
-def _geometry_on_device(fields: dict, k_chunk: int, splits: int):
-    """The geometry as a device int64 array, cached: a training loop repeats its shapes."""
-    values = tuple(int(fields.get(name, 0)) for name in GEOMETRY_FIELDS)
-    values = values[:3] + (k_chunk, splits) + values[5:]
-    array = _GEOMETRY_CACHE.get(values)
+def _geometry_on_device(describe, geom, k_chunk: int, splits: int):
+    """``describe(geom)`` as a device int64 array, cached per pass and problem: a training
+    loop repeats its shapes, so after the first step this is one dictionary lookup."""
+    key = (describe, geom, k_chunk, splits)
+    array = _GEOMETRY_CACHE.get(key)
     if array is None:
+        fields = {**describe(geom), "k_chunk": k_chunk, "splits": splits}
+        values = np.array([fields[name] for name in GEOMETRY_FIELDS], dtype=np.int64)
         if len(_GEOMETRY_CACHE) >= _GEOMETRY_CACHE_SIZE:
             _GEOMETRY_CACHE.clear()
-        array = _GEOMETRY_CACHE[values] = cuda.to_device(np.array(values, dtype=np.int64))
+        array = _GEOMETRY_CACHE[key] = cuda.to_device(values)
     return array
 
 
@@ -317,7 +319,7 @@ def conv2d(x, w, stride=1, padding=0, tiles: GemmTiles | None = None,
     if _use_implicit(kernel, tiles):
         launch_implicit(implicit_gemm_kernel(dtype, tiles), tiles, w_flat, x_flat,
                         flat(out), _geometry_on_device(
-                            _forward_geometry(geom), K, 1), M, N)
+                            _forward_geometry, geom, K, 1), M, N)
     else:
         generic = gemm_kernel(_weight_index, _patch_index, _output_index, dtype, tiles)
         launch_gemm(generic, tiles, w_flat, x_flat, flat(out), geom,
@@ -343,7 +345,7 @@ def conv2d_backward_input(grad_out, w, x_shape, stride=1, padding=0,
     if _use_implicit(kernel, tiles, stride_ok=(sh, sw) == (1, 1)):
         launch_implicit(implicit_gemm_kernel(dtype, tiles), tiles, w_flat, g_flat,
                         flat(grad_x), _geometry_on_device(
-                            _input_grad_geometry(geom), K, 1), M, N)
+                            _input_grad_geometry, geom, K, 1), M, N)
     else:
         generic = gemm_kernel(_weight_t_index, _grad_tap_index, _input_index, dtype, tiles)
         launch_gemm(generic, tiles, w_flat, g_flat, flat(grad_x), geom,
@@ -372,7 +374,7 @@ def conv2d_backward_weight(grad_out, x, w_shape, stride=1, padding=0,
     workspace = flat_w if splits == 1 else cuda.device_array(splits * M * N, dtype=dtype)
     if _use_implicit(kernel, tiles):
         launch_implicit(implicit_gemm_kernel(dtype, tiles), tiles, g_flat, x_flat, workspace,
-                        _geometry_on_device(_weight_grad_geometry(geom), k_chunk, splits),
+                        _geometry_on_device(_weight_grad_geometry, geom, k_chunk, splits),
                         M, N, splits)
     else:
         generic = gemm_kernel(_grad_row_index, _patch_t_index, _workspace_index, dtype, tiles)
