@@ -104,20 +104,32 @@ class DataLoader:
         else:
             order = np.arange(n_samples)
         plain = _is_plain_tensor_dataset(self.dataset)
+        # Batches of numeric arrays are wrapped without a copy (see _gather). Checked once
+        # an epoch: a gathered batch has the dtype of its array.
+        wrappable = plain and all(array.dtype.kind in "biufc" for array in self.dataset.arrays)
         backend = get_backend("cpu")
         for batch_number in range(len(self)):
             start = batch_number * self.batch_size
             indices = order[start:start + self.batch_size]
-            yield self._gather(indices, backend) if plain else self._collate(indices)
+            if wrappable:
+                yield self._gather(indices, backend)
+            elif plain:  # a dtype a Tensor cannot hold: Tensor() gives its error
+                yield tuple([Tensor(array.take(indices, axis=0))
+                             for array in self.dataset.arrays])
+            else:
+                yield self._collate(indices)
 
     def _gather(self, indices, backend):
-        """A batch of a plain TensorDataset: one ``take`` of the rows per array.
+        """A batch of a plain TensorDataset of numeric arrays: one ``take`` of the rows per
+        array.
 
         ``take`` gathers the rows into a new C-contiguous array in one numpy call (a
-        fancy index ``array[indices]`` does the same work with more dispatch); the new
-        array belongs to nobody else, so the Tensor wraps it without another copy.
+        fancy index ``array[indices]`` does the same work with more dispatch). A Tensor
+        made with ``Tensor(array)`` would copy it (a Tensor must not share memory with
+        the user's array), but the new array belongs to nobody else: it is wrapped as
+        it is.
         """
-        return tuple([_batch_tensor(array.take(indices, axis=0), backend)
+        return tuple([Tensor._make(backend.from_host(array.take(indices, axis=0)), backend)
                       for array in self.dataset.arrays])
 
     def _collate(self, indices):
@@ -128,18 +140,6 @@ class DataLoader:
     def __repr__(self):
         return (f"DataLoader({self.dataset!r}, batch_size={self.batch_size}, "
                 f"shuffle={self.shuffle}, drop_last={self.drop_last})")
-
-
-def _batch_tensor(array, backend):
-    """A Tensor on the CPU ``backend`` around a freshly gathered numpy array, no copy.
-
-    ``Tensor(array)`` would copy (a Tensor must not share memory with the user's
-    array); a batch array is new and nobody else holds it. Arrays of a dtype a Tensor
-    cannot hold go through ``Tensor`` for its error message.
-    """
-    if array.dtype.kind not in "biufc":
-        return Tensor(array)
-    return Tensor._make(backend.from_host(array), backend)
 
 
 def _is_plain_tensor_dataset(dataset):

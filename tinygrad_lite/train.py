@@ -401,7 +401,9 @@ def fit(model, loss_fn, optimizer, train_data, epochs: int = 1, batch_size: int 
                 finally:
                     if collecting:
                         gc.enable()
-                acc.add(loss.item(), output.detach() if metrics else None, yb, len(xb))
+                # (loss.item() without its size check: _scalar_loss made it)
+                acc.add(loss.backend.item(loss.data), output.detach() if metrics else None, yb,
+                        len(xb))
                 if bar is not None:
                     bar.set_postfix(_format_logs(acc.logs()), refresh=False)
                     bar.update(1)

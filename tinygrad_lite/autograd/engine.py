@@ -91,6 +91,23 @@ class _Sweep:
             heappush(self.heap, (-node._seq, node))
         return slot
 
+    def add(self, tensor, grad) -> None:
+        """Accumulate ``grad`` for ``tensor``, an output of a node (the chain rule's sum).
+
+        The slot keeps ``tensor`` itself too: a node that saved its own output holds it
+        only weakly, and this reference keeps it alive until the node's backward has run.
+        """
+        node = tensor._node
+        slot = self.pending.get(node._seq)
+        if slot is None:  # reach(node), inlined: this runs for every edge between nodes
+            slot = self.pending[node._seq] = {}
+            heappush(self.heap, (-node._seq, node))
+        entry = slot.get(tensor._out_index)
+        if entry is None:
+            slot[tensor._out_index] = [tensor, grad]
+        else:
+            entry[1] = entry[1] + grad
+
     def add_leaf(self, leaf, grad, owned: bool) -> None:
         entry = self.leaves.get(id(leaf))
         if entry is None:
@@ -98,19 +115,6 @@ class _Sweep:
         else:  # a sum is a new array, owned by nobody else
             entry[1] = entry[1] + grad
             entry[2] = True
-
-
-def _add(slot: dict, tensor, grad) -> None:
-    """Accumulate ``grad`` for the node output ``tensor`` (the chain rule's sum).
-
-    The slot keeps ``tensor`` itself too: a node that saved its own output holds it
-    only weakly, and this reference keeps it alive until the node's backward has run.
-    """
-    entry = slot.get(tensor._out_index)
-    if entry is None:
-        slot[tensor._out_index] = [tensor, grad]
-    else:
-        entry[1] = entry[1] + grad
 
 
 def run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs=None):
@@ -143,7 +147,7 @@ def run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs=None)
             if tensor._node is None:
                 sweep.add_leaf(tensor, seed, False)
             else:
-                _add(sweep.reach(tensor._node), tensor, seed)
+                sweep.add(tensor, seed)
 
         heap, pending = sweep.heap, sweep.pending
         while heap:
@@ -202,21 +206,25 @@ def _backward_node(node, slot: dict, sweep: _Sweep, wanted, create_graph: bool) 
             f"{type(node).__name__}.backward returned {len(input_grads)} gradients "
             f"for {len(node.inputs)} inputs")
     owned = node.fresh_gradients and not create_graph
+    leaves = sweep.leaves
     for tensor, needs, grad in zip(node.inputs, node.needs_input_grad, input_grads):
         if not needs:  # (an input without requires_grad has no node either)
             continue
-        if grad is not None:
-            # the common case, a gradient of the input's own shape and dtype, is checked
-            # here, without a call
-            data, target = grad.data, tensor.data
-            if data.shape != target.shape or data.dtype != target.dtype:
-                grad = _fit_to_input(grad, tensor, node)
         parent = tensor._node
+        if grad is None:  # no gradient along this edge, but the parent is still visited
+            if parent is not None:
+                sweep.reach(parent)
+            continue
+        # the common case, a gradient of the input's own shape and dtype, is checked
+        # here, without a call
+        data, target = grad.data, tensor.data
+        if data.shape != target.shape or data.dtype != target.dtype:
+            grad = _fit_to_input(grad, tensor, node)
         if parent is not None:
-            slot = sweep.reach(parent)
-            if grad is not None:
-                _add(slot, tensor, grad)
-        elif grad is not None:
+            sweep.add(tensor, grad)
+        elif id(tensor) not in leaves:  # a leaf's first gradient (add_leaf, inlined)
+            leaves[id(tensor)] = [tensor, grad, owned]
+        else:
             sweep.add_leaf(tensor, grad, owned)
 
 

@@ -49,6 +49,7 @@ class Function:
     _saved = ()            # what forward saved (save_for_backward)
     _saved_versions = ()   # their version counters at that moment
     _saved_at = 0          # and state.inplace_count at that moment
+    _saved_output = False  # True if one of them is an output (held weakly, see _attach)
     _freed = False         # True once backward has released the saved tensors
     source = None          # the user's source line, recorded under detect_anomaly
 
@@ -70,7 +71,10 @@ class Function:
     def save_for_backward(self, *tensors) -> None:
         """Keep tensors for backward; later in-place changes to them are detected."""
         self._saved = tensors
-        self._saved_versions = tuple([_version_of(t) for t in tensors])
+        # The usual saved tensor was never modified in place and has no counter box
+        # yet: version 0, read here without a call (this runs for every node).
+        self._saved_versions = tuple([0 if getattr(t, "_version_box", _NO_BOX) is None
+                                      else _version_of(t) for t in tensors])
         self._saved_at = state.inplace_count
 
     @property
@@ -80,7 +84,9 @@ class Function:
                 f"Trying to backward through the graph of {type(self).__name__} a second time: "
                 "its saved tensors were freed after the first backward. Pass "
                 "retain_graph=True to the first backward() if you need to call it twice.")
-        tensors = tuple([t() if type(t) is weakref.ref else t for t in self._saved])
+        tensors = self._saved
+        if self._saved_output:  # the output is saved as a weak reference: resolve it
+            tensors = tuple([t() if type(t) is weakref.ref else t for t in tensors])
         if state.inplace_count != self._saved_at:  # something changed in place since:
             self._check_versions(tensors)          # was it one of ours?
         return tensors
@@ -116,23 +122,20 @@ class Function:
             state.grad_enabled = True
         if state.anomaly_enabled:
             _check_forward_anomaly(cls, outputs)
-        if True in needs:
+        if True in needs:  # link the node to its inputs, then to its output(s)
+            ctx.inputs = args
+            ctx.needs_input_grad = needs
+            ctx._seq = next(_sequence)
+            if state.anomaly_enabled:
+                ctx.source = _user_source_line()
             if type(outputs) is tuple:
-                ctx._attach_many(args, needs, outputs)
+                ctx._attach_many(outputs)
             else:
-                ctx._attach(args, needs, outputs)
+                ctx._attach(outputs)
         return outputs
 
-    def _link_inputs(self, args, needs) -> None:
-        self.inputs = args
-        self.needs_input_grad = needs
-        self._seq = next(_sequence)
-        if state.anomaly_enabled:
-            self.source = _user_source_line()
-
-    def _attach(self, args, needs, out) -> None:
-        """Make this ctx the node of its one output ``out`` and link it to its inputs."""
-        self._link_inputs(args, needs)
+    def _attach(self, out) -> None:
+        """Make this ctx the node of its one output ``out``."""
         if getattr(out, "_requires_grad", None) is None:
             raise TypeError(f"{type(self).__name__}.forward must return Tensors, "
                             f"got {type(out).__name__}")
@@ -146,11 +149,11 @@ class Function:
         for saved in self._saved:
             if saved is out:
                 self._saved = tuple([ref if t is out else t for t in self._saved])
+                self._saved_output = True
                 break
 
-    def _attach_many(self, args, needs, outs: tuple) -> None:
+    def _attach_many(self, outs: tuple) -> None:
         """``_attach`` for a forward that returned a tuple of outputs."""
-        self._link_inputs(args, needs)
         for index, out in enumerate(outs):
             if getattr(out, "_requires_grad", None) is None:
                 raise TypeError(f"{type(self).__name__}.forward must return Tensors, "
@@ -164,6 +167,7 @@ class Function:
         self._output_meta = tuple([(o.data.shape, o.data.dtype, o.backend) for o in outs])
         if self._saved:
             self._saved = tuple([_weak_if_output(t, outs, refs) for t in self._saved])
+            self._saved_output = True  # (perhaps: saved_tensors checks each)
 
     def _zero_output_gradient(self, index: int):
         from .tensor import Tensor

@@ -152,6 +152,7 @@ class NumpyBackend:
     expm1 = staticmethod(np.expm1)
 
     @staticmethod
+    @np.errstate(over="ignore")  # (as a decorator: cheaper than a with-block per call)
     def sigmoid(x):
         """1 / (1 + exp(-x)), in place on one new array (four ufunc calls).
 
@@ -166,8 +167,7 @@ class NumpyBackend:
         y = np.negative(x, dtype=None if x.dtype.kind == "f" else np.float64)
         if not isinstance(y, np.ndarray):  # a 0-d input gives a numpy scalar
             y = np.array(y)
-        with np.errstate(over="ignore"):
-            np.exp(y, out=y)
+        np.exp(y, out=y)  # may overflow to inf (ignored, see the decorator): 1/(1+inf) = 0
         y += 1.0
         np.reciprocal(y, out=y)
         return y
@@ -210,13 +210,13 @@ class NumpyBackend:
 
     @staticmethod
     def max(x, axis=None, keepdims=False):
-        if _short_rows(x, axis):
+        if axis is not None and _short_rows(x, axis):
             return _reduce_short_rows(np.maximum, x, keepdims)
         return np.asarray(np.maximum.reduce(x, axis=axis, keepdims=keepdims))
 
     @staticmethod
     def min(x, axis=None, keepdims=False):
-        if _short_rows(x, axis):
+        if axis is not None and _short_rows(x, axis):
             return _reduce_short_rows(np.minimum, x, keepdims)
         return np.asarray(np.minimum.reduce(x, axis=axis, keepdims=keepdims))
 

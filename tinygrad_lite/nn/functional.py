@@ -40,14 +40,16 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
 
     One graph node (``ops.fused.LinearFunction``) instead of transpose, matmul, add.
     """
-    x_shape, w_shape = x.shape, weight.shape  # (each property read builds a tuple)
+    # The arrays' own shapes and dtypes (tuples and numpy dtypes on every backend): the
+    # Tensor properties would cost a call each, on every layer of every step.
+    x_shape, w_shape = x.data.shape, weight.data.shape
     if not x_shape or len(w_shape) != 2 or x_shape[-1] != w_shape[1]:
-        raise ValueError(f"linear: input of shape {x_shape} does not fit a weight of shape "
-                         f"{w_shape} (the input's last axis must equal weight.shape[1])")
-    if bias is not None and bias.shape != (w_shape[0],):
+        raise ValueError(f"linear: input of shape {x.shape} does not fit a weight of shape "
+                         f"{weight.shape} (the input's last axis must equal weight.shape[1])")
+    if bias is not None and bias.data.shape != (w_shape[0],):
         raise ValueError(f"linear: bias of shape {bias.shape} does not fit a weight of shape "
-                         f"{w_shape} (expected ({w_shape[0]},))")
-    if x.dtype != weight.dtype:  # mixed precision: promote like x @ W.T would
+                         f"{weight.shape} (expected ({w_shape[0]},))")
+    if x.data.dtype != weight.data.dtype:  # mixed precision: promote like x @ W.T would
         return x @ weight.T + bias if bias is not None else x @ weight.T
     return fused.linear(x, weight, bias)
 
@@ -67,9 +69,10 @@ def linear_activation(x: Tensor, weight: Tensor, bias: Tensor | None = None,
     if activation not in _ACTIVATION_FUNCTIONS:
         raise ValueError(f"linear_activation: activation must be one of "
                          f"{sorted(_ACTIVATION_FUNCTIONS)}, got {activation!r}")
-    x_shape, w_shape = x.shape, weight.shape
-    if (not x_shape or len(w_shape) != 2 or x_shape[-1] != w_shape[1] or x.dtype != weight.dtype
-            or (bias is not None and bias.shape != (w_shape[0],))):
+    x_shape, w_shape = x.data.shape, weight.data.shape  # (see linear)
+    if (not x_shape or len(w_shape) != 2 or x_shape[-1] != w_shape[1]
+            or x.data.dtype != weight.data.dtype
+            or (bias is not None and bias.data.shape != (w_shape[0],))):
         # the unusual cases (and their error messages) are F.linear's
         return _ACTIVATION_FUNCTIONS[activation](linear(x, weight, bias))
     return fused.linear_activation(x, weight, bias, activation)
@@ -265,7 +268,7 @@ def _check_reduction(name: str, reduction: str) -> None:
 
 def _check_batch(name: str, input: Tensor, reduction: str) -> None:  # noqa: A002
     """The mean of zero losses is undefined: an empty batch with reduction="mean" raises."""
-    if reduction == "mean" and input.size == 0:
+    if reduction == "mean" and 0 in input.data.shape:  # (no elements; no size loop)
         raise ValueError(f"{name}: the input of shape {input.shape} is an empty batch, and the "
                          "mean of zero losses is undefined; skip empty batches (or use "
                          "reduction='sum')")
@@ -301,7 +304,7 @@ def _reduce(losses: Tensor, reduction: str) -> Tensor:
 
 def _as_target(name: str, target, like: Tensor) -> Tensor:
     """The target as a Tensor on the input's device; also checks the input's dtype."""
-    if not like.is_floating_point():
+    if like.data.dtype.kind != "f":
         raise ValueError(f"{name}: the input must be floating point (scores or "
                          f"probabilities), got dtype {like.dtype} with shape {like.shape}")
     if not isinstance(target, Tensor):
@@ -324,8 +327,8 @@ def _check_float_target(name: str, input: Tensor, target: Tensor) -> Tensor:  # 
 
 def _check_class_indices(name: str, logits: Tensor, target: Tensor,
                          check_range: bool = True) -> None:
-    n = logits.shape[0]
-    if target.shape != (n,):
+    n = logits.data.shape[0]
+    if target.data.shape != (n,):
         raise ValueError(f"{name}: class-index target must have shape ({n},) for input of "
                          f"shape {logits.shape}, got {target.shape}")
     if check_range:
@@ -354,10 +357,10 @@ def cross_entropy(logits: Tensor, target, reduction: str = "mean") -> Tensor:
     """
     _check_reduction("cross_entropy", reduction)
     target = _as_target("cross_entropy", target, logits)
-    if logits.ndim != 2:
+    if len(logits.data.shape) != 2:
         raise ValueError(f"cross_entropy: expected logits of shape (N, C), got {logits.shape}")
     _check_batch("cross_entropy", logits, reduction)
-    if target.dtype.kind in "iu":
+    if target.data.dtype.kind in "iu":
         # (the class range is checked inside the fused op, where it costs less)
         _check_class_indices("cross_entropy", logits, target, check_range=False)
     elif target.is_floating_point():

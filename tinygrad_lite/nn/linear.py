@@ -45,18 +45,18 @@ class Linear(Module):
             init.uniform_(self.bias, -bound, bound)
 
     def forward(self, x: Tensor) -> Tensor:
-        shape = x.shape
+        shape = x.data.shape  # (the array's tuple: no property call per step)
         if not shape or shape[-1] != self.in_features:
             raise ValueError(f"{self!r}: expected input with last dimension {self.in_features}, "
-                             f"got shape {shape}")
+                             f"got shape {x.shape}")
         return F.linear(x, self.weight, self.bias)
 
     def forward_activated(self, x: Tensor, activation: str) -> Tensor:
         """``activation(self(x))`` as one graph node (see ``F.linear_activation``)."""
-        shape = x.shape
+        shape = x.data.shape  # (the array's tuple: no property call per step)
         if not shape or shape[-1] != self.in_features:
             raise ValueError(f"{self!r}: expected input with last dimension {self.in_features}, "
-                             f"got shape {shape}")
+                             f"got shape {x.shape}")
         return F.linear_activation(x, self.weight, self.bias, activation)
 
     def extra_repr(self) -> str:

@@ -92,6 +92,15 @@ def _constant(backend, kind: str, length: int, dtype, column: bool = False, step
     return array
 
 
+def _ones(backend, length: int, dtype):
+    """``_constant(backend, "ones", length, dtype)``, with a shorter key to look up: the
+    bias gradient of every linear layer asks for it, every step."""
+    array = _CONSTANTS.get((length, dtype, backend))
+    if array is None:
+        array = _CONSTANTS[(length, dtype, backend)] = _constant(backend, "ones", length, dtype)
+    return array
+
+
 def _reduce(backend, losses, reduction: str):
     """Reduce a vector of per-sample losses (a raw array)."""
     if reduction == "none":
@@ -138,7 +147,9 @@ class LinearFunction(Function):
         error propagated back one layer is G W.
         """
         x, weight = ctx.saved_tensors
-        return _linear_backward(ctx, g, x, weight)
+        if state.grad_enabled:  # create_graph: differentiable Tensor ops
+            return _linear_backward(ctx, g, x, weight)
+        return _linear_backward_arrays(ctx, g.data, x, weight)
 
 
 def _affine(x, weight, bias):
@@ -155,34 +166,39 @@ def _affine(x, weight, bias):
 
 
 def _linear_backward(ctx, g, x, weight):
-    """(dL/dx, dL/dW, dL/db) of y = x W^T + b from G = dL/dy (see ``LinearFunction``).
+    """(dL/dx, dL/dW, dL/db) of y = x W^T + b from G = dL/dy (see ``LinearFunction``),
+    with Tensor ops (grad mode on, ``create_graph``: differentiable again).
 
-    ``g`` is a Tensor; with grad mode on (``create_graph``) the formulas are Tensor ops,
-    otherwise they run on the raw arrays.
+    Without ``create_graph`` the callers use ``_linear_backward_arrays``, the same
+    formulas on the raw arrays.
     """
     need_x, need_w, need_b = ctx.needs_input_grad[:3]
-    if state.grad_enabled:  # create_graph: differentiable Tensor ops
-        g2 = g.reshape(-1, g.shape[-1])
-        x2 = x.reshape(-1, x.shape[-1])
-        grad_x = g @ weight if need_x else None
-        grad_w = g2.T @ x2 if need_w else None
-        grad_b = g2.sum(0) if need_b and ctx.has_bias else None
-        return grad_x, grad_w, grad_b
+    g2 = g.reshape(-1, g.shape[-1])
+    x2 = x.reshape(-1, x.shape[-1])
+    grad_x = g @ weight if need_x else None
+    grad_w = g2.T @ x2 if need_w else None
+    grad_b = g2.sum(0) if need_b and ctx.has_bias else None
+    return grad_x, grad_w, grad_b
+
+
+def _linear_backward_arrays(ctx, gd, x, weight):
+    """``_linear_backward`` on raw arrays (the fast path: no graph is recorded), from the
+    array ``gd`` of G; returns Tensors."""
+    need_x, need_w, need_b = ctx.needs_input_grad[:3]
     backend = x.backend
-    gd, xd = g.data, x.data
+    grad_x = grad_w = grad_b = None
+    if need_x:
+        grad_x = wrap(backend.matmul(gd, weight.data), backend)
+    xd = x.data
     if len(gd.shape) != 2:  # every leading axis of (..., out) is a batch axis
         gd = backend.reshape(gd, (-1, gd.shape[-1]))
         xd = backend.reshape(xd, (-1, xd.shape[-1]))
-    grad_x = grad_w = grad_b = None
-    if need_x:
-        grad_x = wrap(backend.matmul(g.data, weight.data), backend)
     if need_w:
         grad_w = wrap(backend.matmul(backend.transpose(gd, (1, 0)), xd), backend)
     if need_b and ctx.has_bias:
         # The sum over rows is a product with a row of ones, 1^T G: one BLAS call,
         # several times faster than numpy's row-by-row reduction at these sizes.
-        ones = _constant(backend, "ones", gd.shape[0], gd.dtype)
-        grad_b = wrap(backend.matmul(ones, gd), backend)
+        grad_b = wrap(backend.matmul(_ones(backend, gd.shape[0], gd.dtype), gd), backend)
     return grad_x, grad_w, grad_b
 
 
@@ -254,11 +270,10 @@ class LinearActivation(Function):
         x, weight, a = ctx.saved_tensors
         _, slope, tensor_slope = ACTIVATIONS[ctx.activation]
         if state.grad_enabled:  # create_graph: through a, so second derivatives work
-            grad_z = g * tensor_slope(a)
-        else:
-            backend = a.backend
-            grad_z = wrap(backend.mul(g.data, slope(backend, a.data)), backend)
-        return (*_linear_backward(ctx, grad_z, x, weight), None)
+            return (*_linear_backward(ctx, g * tensor_slope(a), x, weight), None)
+        backend = a.backend
+        grad_z = backend.mul(g.data, slope(backend, a.data))
+        return (*_linear_backward_arrays(ctx, grad_z, x, weight), None)
 
 
 def linear_activation(x: Tensor, weight: Tensor, bias: Tensor | None,
@@ -365,7 +380,7 @@ class SoftmaxCrossEntropy(Function):
     def forward(ctx, logits, target, reduction):
         backend = logits.backend
         z = logits.data
-        if target.dtype.kind in "iu":
+        if target.data.dtype.kind in "iu":
             check_class_range("cross_entropy", backend, target.data, z.shape)
             # loss_i = -log p_i,t_i = log(sum_c e_ic) - s_i,t_i, the target's e set
             # apart (see _softmax_parts). s_i,t_i is gathered, not summed as y * s with
@@ -409,10 +424,10 @@ class SoftmaxCrossEntropy(Function):
             s p_c - y_c = ((s e_c - y_c) - y_c S) / sum   for every class c.
         """
         logits, target = ctx.saved_tensors
-        n = logits.shape[0]
+        n = logits.data.shape[0]
         need_z, need_y = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         scale = _grad_scale(g, ctx.reduction, n)
-        indices = not target.is_floating_point()
+        indices = target.data.dtype.kind != "f"
         if state.grad_enabled:  # create_graph: differentiable Tensor ops
             gi = scale.reshape(-1, 1) if ctx.reduction == "none" else scale
             log_p = logits.log_softmax(-1)

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import numbers
 
-from ..autograd.mode import enable_grad, no_grad
+from ..autograd.mode import enable_grad, state
 from ..autograd.tensor import Tensor
 
 
@@ -109,10 +109,12 @@ class Optimizer:
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Forget the gradients: ``None`` (the default, cheapest) or zeros in place."""
         for group in self.param_groups:
-            for p in group["params"]:
-                if set_to_none:
+            if set_to_none:
+                for p in group["params"]:
                     p.grad = None
-                elif p.grad is not None:
+                continue
+            for p in group["params"]:
+                if p.grad is not None:
                     p.grad.zero_()
 
     def step(self, closure=None):
@@ -125,9 +127,14 @@ class Optimizer:
         if closure is not None:
             with enable_grad():
                 loss = closure()
-        with no_grad():
+        # What ``with no_grad():`` does, without creating a context-manager object on
+        # every step: the updates must not be recorded.
+        previous, state.grad_enabled = state.grad_enabled, False
+        try:
             for group in self.param_groups:
                 self._update_group(group)
+        finally:
+            state.grad_enabled = previous
         return loss
 
     def _update_group(self, group: dict) -> None:  # pragma: no cover - abstract
