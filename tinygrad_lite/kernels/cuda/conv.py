@@ -4,10 +4,19 @@ A convolution is a matrix product in disguise. Write every ``C x KH x KW`` input
 as a column (the *im2col* matrix, ``C*KH*KW`` rows by ``N*OH*OW`` columns) and the
 weights as an ``O x C*KH*KW`` matrix; their product is the output, ``O`` rows by
 ``N*OH*OW`` columns. Building the im2col matrix in memory costs ``KH*KW`` times the
-input's size, so instead we reuse the tiled GEMM kernel of :mod:`.gemm` and give it
-index functions that compute, for a logical ``(row, column)`` of the im2col matrix,
-where that value sits in the input tensor (or -1 for zero padding). The patch matrix
-then only ever exists one shared-memory slab at a time. All three passes are GEMMs:
+input's size, so instead each element of a patch is read from the input tensor when
+a GEMM kernel loads it (zero in the padding): *implicit GEMM*. The patch matrix then
+only ever exists one shared-memory slab at a time. Two kernels do this:
+
+* :mod:`.conv_gemm` (the default): one kernel for all three passes, whose threads keep
+  their coordinates as counters and never divide; this module describes each pass to
+  it with 29 integers (``_forward_geometry`` and its two siblings);
+* the generic kernel of :mod:`.gemm` with *index functions* (below) that compute, for a
+  logical ``(row, column)``, where that value sits (or -1 for zero padding). It divides
+  per element, and serves the input gradient for strides other than 1
+  (``kernel="generic"`` selects it everywhere, for comparison).
+
+All three passes are GEMMs:
 
 =====================  =========  ==============  ==============  ===================
 pass                   M (rows)   N (columns)     K (summed)      A x B
@@ -28,7 +37,7 @@ needs atomics:
 * the weight gradient sums over ``N*OH*OW`` (large) into only ``O*C*KH*KW`` outputs
   (small), too few tiles to fill a GPU. It uses *split-K*: ``splits`` blocks per tile
   each sum one chunk of the ``k`` range into their own slice of a workspace
-  ``(splits, O, C*KH*KW)``, and a reduction kernel adds the slices.
+  ``(splits, O, C*KH*KW)``, and ``sum_slices`` adds the slices.
 """
 
 from __future__ import annotations
