@@ -777,6 +777,26 @@ def test_every_kernel_compiles_to_ptx():
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
 
 
+@pytest.mark.slow
+@pytest.mark.skipif(os.environ.get("NUMBA_ENABLE_CUDASIM") != "1",
+                    reason="simulator only (the report compiles offline)")
+def test_ptx_report_shows_the_unrolled_k_step():
+    """``compile_check --ptx-report``: the GEMM's k-step holds BK * TM * TN FMAs (the
+    k-loop is unrolled) and they are most of its instructions with 8 x 8 tiles."""
+    if not _ptx_toolchain_found():
+        pytest.skip("no CUDA toolkit (libnvvm + libdevice) to compile PTX with")
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
+    result = subprocess.run([sys.executable, "-m", "tinygrad_lite.kernels.cuda.compile_check",
+                             "--ptx-report"], env=env, capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    large = next(line for line in result.stdout.splitlines()
+                 if "strided GEMM (128, 128, 8, 8, 8)" in line)
+    assert " 512 FMA" in large  # 8 k-steps x 8 x 8 outputs: every kk unrolled
+    share = int(large.split("FMA (")[1].split("%")[0])
+    assert share >= 60, large
+
+
 
 # ----------------------------------------------------- elementwise fast path
 

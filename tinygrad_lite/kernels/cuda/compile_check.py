@@ -9,6 +9,11 @@ launch, to PTX for a recent GPU (``cuda.compile_ptx``). Only the CUDA toolkit's 
 library and ``libdevice`` are needed, not a GPU or a driver::
 
     python -m tinygrad_lite.kernels.cuda.compile_check          # CUDA_HOME may help
+    python -m tinygrad_lite.kernels.cuda.compile_check --ptx-report
+
+``--ptx-report`` prints, for the GEMM and conv kernels, how many of the instructions of
+one k-step are FMAs (and, where ``ptxas`` is installed, registers and spills): the
+numbers behind the tile choices and the unrolled k-loop of :mod:`.gemm`.
 
 Device arrays are faked with host numpy arrays and nothing is executed, so the
 numbers computed along the way are meaningless; only "did it compile" is checked.
@@ -165,7 +170,8 @@ def _exercise_every_kernel(K) -> None:
     K.cast(np.ones(2), np.bool_)
 
 
-def main() -> int:
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
         print("unset NUMBA_ENABLE_CUDASIM: the simulator cannot compile PTX")
         return 2
@@ -174,6 +180,8 @@ def main() -> int:
         print("no CUDA toolkit found (set CUDA_HOME to a directory with nvvm/libdevice)")
         return 2
     _patch_numba_for_offline_compilation(libdevice)
+    if "--ptx-report" in argv:
+        return ptx_report()
     from numba import cuda
     from numba.cuda.dispatcher import CUDADispatcher
 
@@ -190,6 +198,74 @@ def main() -> int:
     print(f"{len(compiler.results)} kernel specialisations compiled to PTX "
           f"for sm_{TARGET_CC[0]}{TARGET_CC[1]}, {failed} failed")
     return 1 if failed else 0
+
+
+
+# ---------------------------------------------------------------- PTX report
+
+
+def _k_step_instructions(ptx: str) -> list[str]:
+    """The instructions of a GEMM kernel's k-step: from the first ``bar.sync`` to the
+    second (the prefetch of the next slabs and the slab multiply, in both kernels)."""
+    body = ptx.split("bar.sync", 2)[1] if ptx.count("bar.sync") >= 2 else ""
+    lines = [line.strip() for line in body.splitlines()[1:]]
+    return [line.split()[0] for line in lines
+            if line and not line.startswith(("$", "//", "{", "}", ".")) and line[0].isalpha()]
+
+
+def _ptxas_usage(ptx: str) -> str:
+    """Registers and spills from ``ptxas -v``, or a note when ptxas is not installed."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    if shutil.which("ptxas") is None:
+        return "(ptxas not found)"
+    with tempfile.NamedTemporaryFile("w", suffix=".ptx", delete=False) as handle:
+        handle.write(ptx)
+    result = subprocess.run(["ptxas", f"-arch=sm_{REPORT_CC[0]}{REPORT_CC[1]}", "-v",
+                             handle.name, "-o", os.devnull], capture_output=True, text=True)
+    os.unlink(handle.name)
+    # ptxas prints "... Used 128 registers, ..." and "... 0 bytes spill stores, ..."
+    lines = result.stderr.splitlines()
+    used = [line.split("Used", 1)[1].strip() for line in lines if "Used" in line]
+    spills = [line.rsplit(":", 1)[-1].strip() for line in lines if "spill" in line]
+    return "; ".join(used + spills) or result.stderr.strip()[:200]
+
+
+REPORT_CC = (9, 0)
+"""Compute capability of the PTX report (an H100/H200)."""
+
+
+def ptx_report() -> int:
+    """Print, for the GEMM and conv kernels, the FMA share of one k-step's PTX and the
+    register use: the numbers behind the tile choices in gemm.py and conv.py."""
+    import numba
+    from numba import cuda
+
+    from tinygrad_lite.kernels.cuda import conv, conv_gemm, gemm
+
+    array = numba.float32[::1]
+    cases = [(f"strided GEMM {tuple(t)}", gemm._build_strided_gemm_kernel, t,
+              (array, array, array, numba.types.UniTuple(numba.int64, 8), numba.int64,
+               numba.int64, numba.int64))
+             for t in (gemm.SMALL_TILES, gemm.LARGE_TILES)]
+    cases += [(f"implicit conv {tuple(t)}", conv_gemm._build_kernel, t,
+               (array, array, array, numba.int64[::1]))
+              for t in (gemm.SMALL_TILES, conv.NARROW_TILES, conv.SLIM_TILES,
+                        conv.SQUARE_SMALL_TILES)]
+    print(f"PTX for sm_{REPORT_CC[0]}{REPORT_CC[1]}, float32; a k-step = first to second "
+          "bar.sync")
+    for name, build, tiles, signature in cases:
+        kernel = build(np.dtype(np.float32), tiles)
+        ptx, _ = cuda.compile_ptx(kernel.dispatcher.py_func, signature, cc=REPORT_CC)
+        step = _k_step_instructions(ptx)
+        fma = sum(op.startswith("fma") for op in step)
+        shared = sum(op.startswith("ld.shared") for op in step)
+        share = fma / len(step) if step else 0.0
+        print(f"  {name:34s} k-step: {len(step):4d} instructions, {fma:4d} FMA ({share:4.0%}), "
+              f"{shared:3d} shared loads | {_ptxas_usage(ptx)}")
+    return 0
 
 
 if __name__ == "__main__":
