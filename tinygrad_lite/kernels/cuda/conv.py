@@ -308,6 +308,20 @@ def _use_implicit(kernel: str | None, tiles: GemmTiles, stride_ok: bool = True) 
     return kernel != "generic" and implicit_gemm_fits(tiles) and stride_ok
 
 
+def _launch_pass(describe, index_functions, a, b, out, geom, dtype, tiles, kernel, M, N, K,
+                 stride_ok=True, splits=1, k_chunk=None):
+    """Run one pass: the implicit kernel with the geometry ``describe(geom)``, or the
+    generic kernel with ``index_functions`` = (A, B, C index functions)."""
+    k_chunk = K if k_chunk is None else k_chunk
+    if _use_implicit(kernel, tiles, stride_ok):
+        launch_implicit(implicit_gemm_kernel(dtype, tiles), tiles, a, b, out,
+                        _geometry_on_device(describe, geom, k_chunk, splits), M, N, splits)
+    else:
+        generic = gemm_kernel(*index_functions, dtype, tiles)
+        launch_gemm(generic, tiles, a, b, out, geom, M=M, N=N, K=K, splits=splits,
+                    k_chunk=k_chunk)
+
+
 # ------------------------------------------------------------------- passes
 
 
@@ -325,14 +339,8 @@ def conv2d(x, w, stride=1, padding=0, tiles: GemmTiles | None = None,
     out = cuda.device_array((n, o, oh, ow), dtype=dtype)
     tiles = tiles or conv_tiles(o, "forward")
     M, N, K = o, n * oh * ow, c * kh * kw
-    if _use_implicit(kernel, tiles):
-        launch_implicit(implicit_gemm_kernel(dtype, tiles), tiles, w_flat, x_flat,
-                        flat(out), _geometry_on_device(
-                            _forward_geometry, geom, K, 1), M, N)
-    else:
-        generic = gemm_kernel(_weight_index, _patch_index, _output_index, dtype, tiles)
-        launch_gemm(generic, tiles, w_flat, x_flat, flat(out), geom,
-                    M=M, N=N, K=K)
+    _launch_pass(_forward_geometry, (_weight_index, _patch_index, _output_index),
+                 w_flat, x_flat, flat(out), geom, dtype, tiles, kernel, M, N, K)
     return returned(out, host)
 
 
@@ -351,14 +359,9 @@ def conv2d_backward_input(grad_out, w, x_shape, stride=1, padding=0,
     grad_x = cuda.device_array((n, c, h, width), dtype=dtype)
     tiles = tiles or conv_tiles(c, "backward_input")
     M, N, K = c, n * h * width, o * kh * kw
-    if _use_implicit(kernel, tiles, stride_ok=(sh, sw) == (1, 1)):
-        launch_implicit(implicit_gemm_kernel(dtype, tiles), tiles, w_flat, g_flat,
-                        flat(grad_x), _geometry_on_device(
-                            _input_grad_geometry, geom, K, 1), M, N)
-    else:
-        generic = gemm_kernel(_weight_t_index, _grad_tap_index, _input_index, dtype, tiles)
-        launch_gemm(generic, tiles, w_flat, g_flat, flat(grad_x), geom,
-                    M=M, N=N, K=K)
+    _launch_pass(_input_grad_geometry, (_weight_t_index, _grad_tap_index, _input_index),
+                 w_flat, g_flat, flat(grad_x), geom, dtype, tiles, kernel, M, N, K,
+                 stride_ok=(sh, sw) == (1, 1))
     return returned(grad_x, host)
 
 
@@ -381,14 +384,9 @@ def conv2d_backward_weight(grad_out, x, w_shape, stride=1, padding=0,
     grad_w = cuda.device_array((o, c, kh, kw), dtype=dtype)
     flat_w = flat(grad_w)
     workspace = flat_w if splits == 1 else cuda.device_array(splits * M * N, dtype=dtype)
-    if _use_implicit(kernel, tiles):
-        launch_implicit(implicit_gemm_kernel(dtype, tiles), tiles, g_flat, x_flat, workspace,
-                        _geometry_on_device(_weight_grad_geometry, geom, k_chunk, splits),
-                        M, N, splits)
-    else:
-        generic = gemm_kernel(_grad_row_index, _patch_t_index, _workspace_index, dtype, tiles)
-        launch_gemm(generic, tiles, g_flat, x_flat, workspace, geom, M=M, N=N, K=K,
-                    splits=splits, k_chunk=k_chunk)
+    _launch_pass(_weight_grad_geometry, (_grad_row_index, _patch_t_index, _workspace_index),
+                 g_flat, x_flat, workspace, geom, dtype, tiles, kernel, M, N, K,
+                 splits=splits, k_chunk=k_chunk)
     if splits > 1:  # add the slices up with one small kernel
         blocks, threads = launch_1d(M * N)
         sum_slices[blocks, threads](workspace, flat_w, splits, M * N)

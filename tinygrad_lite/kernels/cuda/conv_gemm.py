@@ -45,7 +45,7 @@ import numba
 import numpy as np
 from numba import cuda
 
-from .gemm import GemmTiles, slab_multiplier
+from .gemm import GemmTiles, LoadPlan, slab_multiplier
 from .launch import lean_kernel
 
 # Positions in the geometry array (module-level ints are compile-time constants).
@@ -113,13 +113,10 @@ def _build_kernel(dtype, tiles):
     """Compile-time constants (tiles, dtype) baked into a new kernel, as in :mod:`.gemm`."""
     BM, BN, BK, TM, TN = tiles
     THREADS_X, THREADS_Y = tiles.threads
-    THREADS = THREADS_X * THREADS_Y
-    A_ROW_STEP = THREADS // BK  # slab rows (m) between one thread's A loads
-    B_ROW_STEP = THREADS // BN  # slab rows (k) between one thread's B loads
-    A_LOADS = -(-BM // A_ROW_STEP)  # with few rows, some threads load nothing
-    B_LOADS = -(-BK // B_ROW_STEP)
-    A_TILE_SHAPE = (BK, BM + max(1, 32 // BK))  # padding: conflict-free stores
-    B_TILE_SHAPE = (BK, BN)
+    plan = LoadPlan.of(tiles)  # with few rows, some threads load nothing (see LoadPlan)
+    A_ROW_STEP, B_ROW_STEP, A_LOADS, B_LOADS = (plan.a_row_step, plan.b_row_step,
+                                                plan.a_loads, plan.b_loads)
+    A_TILE_SHAPE, B_TILE_SHAPE = plan.a_tile_shape, plan.b_tile_shape
     value_type = numba.from_dtype(dtype)
     ZERO = dtype.type(0)
     multiply_slabs = slab_multiplier(tiles)

@@ -257,6 +257,32 @@ def strided_gemm_fits(tiles: GemmTiles) -> bool:
             and (tiles.bm * tiles.bk) % threads == 0 and (tiles.bk * tiles.bn) % threads == 0)
 
 
+class LoadPlan(NamedTuple):
+    """Who loads what with *fixed load coordinates* (the strided GEMM and the conv kernel).
+
+    Thread ``tid`` copies column ``tid % BK`` of the A slab in rows ``tid // BK + r *
+    a_row_step`` (``r < a_loads``) and column ``tid % BN`` of the B slab in rows
+    ``tid // BN + r * b_row_step`` (``r < b_loads``). When the slab has fewer rows than
+    one pass of the threads covers, the loads are rounded up and the extra threads skip
+    them. A's shared slab is padded by ``32 / BK`` columns: conflict-free stores.
+    """
+
+    a_row_step: int
+    b_row_step: int
+    a_loads: int
+    b_loads: int
+    a_tile_shape: tuple
+    b_tile_shape: tuple
+
+    @classmethod
+    def of(cls, tiles: GemmTiles) -> LoadPlan:
+        bm, bn, bk = tiles.bm, tiles.bn, tiles.bk
+        threads = tiles.threads[0] * tiles.threads[1]
+        a_row_step, b_row_step = threads // bk, threads // bn
+        return cls(a_row_step, b_row_step, -(-bm // a_row_step), -(-bk // b_row_step),
+                   (bk, bm + max(1, 32 // bk)), (bk, bn))
+
+
 _STRIDED_KERNELS: dict = {}
 
 
@@ -279,13 +305,10 @@ def _build_strided_gemm_kernel(dtype, tiles):
     """Compile-time constants for the strided kernel (as in ``_build_gemm_kernel``)."""
     BM, BN, BK, TM, TN = tiles
     THREADS_X, THREADS_Y = tiles.threads
-    THREADS = THREADS_X * THREADS_Y
-    A_ROW_STEP = THREADS // BK  # slab rows (m) one pass of the block's threads covers
-    B_ROW_STEP = THREADS // BN  # slab rows (k) likewise
-    A_LOADS = BM // A_ROW_STEP  # values of A each thread copies per k-step
-    B_LOADS = BK // B_ROW_STEP
-    A_TILE_SHAPE = (BK, BM + max(1, 32 // BK))  # padding: conflict-free stores, see above
-    B_TILE_SHAPE = (BK, BN)
+    plan = LoadPlan.of(tiles)
+    A_ROW_STEP, B_ROW_STEP, A_LOADS, B_LOADS = (plan.a_row_step, plan.b_row_step,
+                                                plan.a_loads, plan.b_loads)
+    A_TILE_SHAPE, B_TILE_SHAPE = plan.a_tile_shape, plan.b_tile_shape
     value_type = numba.from_dtype(dtype)
     ZERO = dtype.type(0)  # a typed zero: a bare 0 would make the loads float64 and back
     multiply_slabs = slab_multiplier(tiles)
