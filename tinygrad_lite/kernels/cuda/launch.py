@@ -23,6 +23,11 @@ scalars and tuples of Python ints. Anything else, the CUDA simulator, or
 the lean path can be switched off without touching code. It relies on numba-cuda
 internals of version 0.30 (the overload table and the argument layout); any surprise
 while setting up a signature falls back to Numba's path for that signature.
+
+Limit: the kept function handles belong to the CUDA context that was current when they
+were compiled, so the lean path assumes one GPU context per process (the normal case).
+A program that switches devices with ``cuda.select_device`` or closes the context with
+``cuda.close()`` should set ``TINYGRAD_LITE_CUDA_LAUNCH=numba``.
 """
 
 from __future__ import annotations
