@@ -42,10 +42,9 @@ Blocks along ``z`` are split-K slices, as in :mod:`.gemm`.
 from __future__ import annotations
 
 import numba
-import numpy as np
 from numba import cuda
 
-from .gemm import GemmTiles, LoadPlan, slab_multiplier
+from .gemm import GemmTiles, LoadPlan, built_once, slab_multiplier
 from .launch import lean_kernel
 
 # Positions in the geometry array (module-level ints are compile-time constants).
@@ -101,12 +100,8 @@ def implicit_gemm_kernel(dtype, tiles: GemmTiles):
     """The kernel for this dtype and these tiles (built once); launch it with
     ``grid = (ceil(N / BN), ceil(M / BM), splits)`` and ``block = tiles.threads`` on
     ``(a, b, c, geometry)``, all flat device arrays."""
-    key = (np.dtype(dtype), tiles)
-    if key not in _KERNELS:
-        if not implicit_gemm_fits(tiles):
-            raise ValueError(f"the implicit-GEMM conv kernel does not support tiles {tiles}")
-        _KERNELS[key] = _build_kernel(np.dtype(dtype), tiles)
-    return _KERNELS[key]
+    return built_once(_KERNELS, _build_kernel, dtype, tiles, implicit_gemm_fits,
+                      "implicit-GEMM conv")
 
 
 def _build_kernel(dtype, tiles):

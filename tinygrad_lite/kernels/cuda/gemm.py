@@ -293,12 +293,20 @@ def strided_gemm_kernel(dtype, tiles: GemmTiles):
     b_offset, b_stride_batch, b_stride_k, b_stride_n)`` and ``grid[2] = batches``;
     ``C`` is a contiguous ``(batches, M, N)`` array. See the module docstring.
     """
+    return built_once(_STRIDED_KERNELS, _build_strided_gemm_kernel, dtype, tiles,
+                      strided_gemm_fits, "strided GEMM")
+
+
+def built_once(cache: dict, build, dtype, tiles: GemmTiles, fits, name: str):
+    """``build(dtype, tiles)``, compiled on first use and kept in ``cache``; tiles that
+    ``fits`` rejects raise a ValueError naming the kernel."""
     key = (np.dtype(dtype), tiles)
-    if key not in _STRIDED_KERNELS:
-        if not strided_gemm_fits(tiles):
-            raise ValueError(f"the strided GEMM kernel does not support tiles {tiles}")
-        _STRIDED_KERNELS[key] = _build_strided_gemm_kernel(np.dtype(dtype), tiles)
-    return _STRIDED_KERNELS[key]
+    kernel = cache.get(key)
+    if kernel is None:
+        if not fits(tiles):
+            raise ValueError(f"the {name} kernel does not support tiles {tiles}")
+        kernel = cache[key] = build(np.dtype(dtype), tiles)
+    return kernel
 
 
 def _build_strided_gemm_kernel(dtype, tiles):
