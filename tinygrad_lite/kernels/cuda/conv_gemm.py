@@ -137,6 +137,9 @@ def _build_kernel(dtype, tiles):
 
     @lean_kernel
     def conv_gemm(a, b, c, geometry):
+        # The same slabs and registers as the strided GEMM's. They are declared here, not
+        # shared through a helper: Numba allocates shared and local arrays per kernel, and
+        # a device function cannot return a local array.
         a_tile = cuda.shared.array(A_TILE_SHAPE, value_type)
         b_tile = cuda.shared.array(B_TILE_SHAPE, value_type)
         acc = cuda.local.array((TM, TN), value_type)
