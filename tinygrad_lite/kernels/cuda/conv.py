@@ -70,13 +70,17 @@ CONV_TILES = {
 }
 """Default tiles of the implicit-GEMM kernel per pass and number of GEMM rows.
 
-From ``benchmarks/bench_cuda.py --sweep`` on an H200 (2026-11-26, results in
-``benchmarks/results/gpu/``), CIFAR layers conv1 (3 -> 32 channels) and conv2 (32 -> 64):
+From two ``benchmarks/bench_cuda.py --sweep`` runs on an H200 (2026-11-26 13:48 and
+13:56 UTC: ``benchmarks/results/gpu/cuda_1348.json`` and ``cuda_sweep.json``), CIFAR
+layers conv1 (3 -> 32 channels) and conv2 (32 -> 64):
 
 * forward (rows = output channels): 64 x 64 tiles were fastest or within 3% for both;
 * input gradient (rows = input channels): 16 x 64 for 3 rows (0.219 against 0.267 ms
-  for 32 x 64), 32 x 32 for 32 rows (0.175 against 0.185 ms);
-* weight gradient (rows = output channels, split-K): 32 x 32 for 32 rows, 64 x 64 for 64.
+  for 32 x 64 at 13:48, 0.198 against 0.246 at 13:56). For 32 rows 32 x 32 and 32 x 64
+  are within 5% of each other and swapped places between the runs (0.175 against 0.185
+  ms, then 0.169 against 0.161); 32 x 32 is kept;
+* weight gradient (rows = output channels, split-K): 32 x 32 for 32 rows, 64 x 64 for 64
+  (fastest in both runs).
 """
 
 
