@@ -148,38 +148,8 @@ def run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs=None)
                 sweep.add_leaf(tensor, seed, False)
             else:
                 sweep.add(tensor, seed)
-
-        heap, pending = sweep.heap, sweep.pending
-        while heap:
-            node = heappop(heap)[1]
-            slot = pending.pop(node._seq)
-            if node.inputs is None:  # freed by an earlier backward
-                raise RuntimeError(
-                    f"Trying to backward through the graph of {type(node).__name__} a second "
-                    "time, after its saved tensors were freed. Pass retain_graph=True to the "
-                    "first backward() if you need to backward through it again.")
-            if slot:
-                _backward_node(node, slot, sweep, wanted, create_graph)
-            else:  # no gradient flows into this node (a backward returned None): only
-                _reach_inputs(node, sweep)  # keep visiting, so the whole graph is freed
-            if not retain_graph:
-                node._free()
-
-        for leaf, grad, owned in sweep.leaves.values():
-            if leaf._hooks:
-                grad = _run_hooks(leaf, grad)
-                owned = False  # a hook may keep a reference to what it returned
-            if wanted is not None:
-                if id(leaf) in wanted:
-                    wanted[id(leaf)] = grad
-            elif leaf.grad is None:
-                # A gradient that may be shared (backward results can be views shared
-                # between inputs: add passes one gradient to both sides) is copied, since
-                # .grad may be changed in place later (clip_grad_norm_), which must not
-                # touch a neighbour's.
-                leaf.grad = grad if create_graph or owned else grad._private_copy()
-            else:
-                leaf.grad = leaf.grad + grad if create_graph else (leaf.grad + grad).detach()
+        _sweep_nodes(sweep, wanted, create_graph, retain_graph)
+        _deliver_leaf_gradients(sweep.leaves, wanted, create_graph)
     finally:
         state.grad_enabled = previous_mode
         if collecting:
@@ -187,27 +157,60 @@ def run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs=None)
     return wanted
 
 
-def _backward_node(node, slot: dict, sweep: _Sweep, wanted, create_graph: bool) -> None:
-    """Run one node's backward and hand each input its gradient."""
-    if len(slot) == 1 and len(node.outputs) == 1 and wanted is None:
-        out, grad = slot[0]  # the usual case: one output, no hooks, no retain_grad
-        grads = (grad,) if out._hooks is None and not out._retains_grad \
-            else _output_gradients(node, slot, wanted)
-    else:
-        grads = _output_gradients(node, slot, wanted)
+def _sweep_nodes(sweep: _Sweep, wanted, create_graph: bool, retain_graph: bool) -> None:
+    """Run every node reached, newest first, each once all its output gradients are in.
+
+    This loop runs once per node of every training step, so the usual case (one
+    output, no hooks, no ``tl.grad``, no anomaly detection) is handled inline, and the
+    rest is delegated to helpers.
+    """
+    heap, pending = sweep.heap, sweep.pending
+    simple = wanted is None and not state.anomaly_enabled
+    while heap:
+        node = heappop(heap)[1]
+        slot = pending.pop(node._seq)
+        if node.inputs is None:  # freed by an earlier backward
+            raise RuntimeError(
+                f"Trying to backward through the graph of {type(node).__name__} a second "
+                "time, after its saved tensors were freed. Pass retain_graph=True to the "
+                "first backward() if you need to backward through it again.")
+        if not slot:  # no gradient flows into this node (a backward returned None): only
+            _reach_inputs(node, sweep)  # keep visiting, so the whole graph is freed
+        else:
+            entry = slot.get(0) if simple and len(slot) == 1 else None
+            if (entry is not None and len(node.outputs) == 1
+                    and entry[0]._hooks is None and not entry[0]._retains_grad):
+                input_grads = node.backward(node, entry[1])  # the usual case
+            else:
+                input_grads = _backward_in_full(node, slot, wanted)
+            _pass_to_inputs(node, input_grads, sweep, create_graph)
+        if not retain_graph:
+            node._free()
+
+
+def _backward_in_full(node, slot: dict, wanted):
+    """``node.backward`` with everything the usual case skips: several outputs (an
+    unused one gets zeros), hooks and ``retain_grad`` on the outputs, the gradients
+    ``tl.grad`` asked for, and anomaly detection."""
+    grads = _output_gradients(node, slot, wanted)
     if state.anomaly_enabled:
-        input_grads = _backward_checking_anomalies(node, grads)
-    else:
-        input_grads = node.backward(node, *grads)
-    if not isinstance(input_grads, tuple):
+        return _backward_checking_anomalies(node, grads)
+    return node.backward(node, *grads)
+
+
+def _pass_to_inputs(node, input_grads, sweep: _Sweep, create_graph: bool) -> None:
+    """Hand each input of ``node`` its gradient: a node's input joins that node's slot,
+    a leaf's is collected in ``sweep.leaves`` (both summing what arrives twice)."""
+    inputs = node.inputs
+    if type(input_grads) is not tuple:
         input_grads = (input_grads,)
-    if len(input_grads) != len(node.inputs):
+    if len(input_grads) != len(inputs):
         raise RuntimeError(
             f"{type(node).__name__}.backward returned {len(input_grads)} gradients "
-            f"for {len(node.inputs)} inputs")
+            f"for {len(inputs)} inputs")
     owned = node.fresh_gradients and not create_graph
     leaves = sweep.leaves
-    for tensor, needs, grad in zip(node.inputs, node.needs_input_grad, input_grads):
+    for tensor, needs, grad in zip(inputs, node.needs_input_grad, input_grads):
         if not needs:  # (an input without requires_grad has no node either)
             continue
         parent = tensor._node
@@ -226,6 +229,26 @@ def _backward_node(node, slot: dict, sweep: _Sweep, wanted, create_graph: bool) 
             leaves[id(tensor)] = [tensor, grad, owned]
         else:
             sweep.add_leaf(tensor, grad, owned)
+
+
+def _deliver_leaf_gradients(leaves: dict, wanted, create_graph: bool) -> None:
+    """Run the leaves' hooks, then store each gradient: in ``wanted`` for ``tl.grad``,
+    else accumulated into the leaf's ``.grad``."""
+    for leaf, grad, owned in leaves.values():
+        if leaf._hooks:
+            grad = _run_hooks(leaf, grad)
+            owned = False  # a hook may keep a reference to what it returned
+        if wanted is not None:
+            if id(leaf) in wanted:
+                wanted[id(leaf)] = grad
+        elif leaf.grad is None:
+            # A gradient that may be shared (backward results can be views shared
+            # between inputs: add passes one gradient to both sides) is copied, since
+            # .grad may be changed in place later (clip_grad_norm_), which must not
+            # touch a neighbour's.
+            leaf.grad = grad if create_graph or owned else grad._private_copy()
+        else:
+            leaf.grad = leaf.grad + grad if create_graph else (leaf.grad + grad).detach()
 
 
 def _reach_inputs(node, sweep: _Sweep) -> None:
