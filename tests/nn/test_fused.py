@@ -72,6 +72,48 @@ def test_softmax_cross_entropy(reduction):
         _both_paths_agree(fn, inputs)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_cross_entropy_shifts_by_the_target_only_where_exp_cannot_overflow(dtype):
+    """Class-index cross-entropy shifts the logits by the target's logit (cheaper) while
+    every exp(z_c - z_t) and their sum stay finite, else by each row's maximum; both give
+    the same loss and gradient, and a NaN or inf logit always takes the maximum shift."""
+    backend = Tensor(0.0).backend
+    limit = {"float32": 88.72, "float64": 709.78}[dtype] - np.log(4) - 1
+    labels = np.array([0, 1, 2, 3, 1])
+    apart = np.arange(5) * 4 + labels
+
+    def target_shift_taken(z):
+        return fused._relative_to_target(backend, z.astype(dtype), apart) is not None
+
+    moderate = RNG.uniform(-20, 20, (5, 4))
+    assert target_shift_taken(moderate)
+    wide = moderate.copy()
+    wide[4, 0] = wide[4, 1] + limit + 0.5  # one logit beyond the limit above its target's
+    assert not target_shift_taken(wide)
+    wide[4, 0] = wide[4, 1] + limit - 0.5
+    assert target_shift_taken(wide)
+    for bad in (np.nan, np.inf, -np.inf):
+        z = moderate.copy()
+        z[2, 2] = bad  # (row 2's target: -inf there makes every other shift +inf)
+        assert not target_shift_taken(z)
+
+    for z in (moderate, wide):
+        losses = {}
+        for name, shift in (("target", fused._relative_to_target),
+                            ("maximum", lambda b, z, a: None)):
+            original, fused._relative_to_target = fused._relative_to_target, shift
+            try:
+                logits = Tensor(z.astype(dtype), requires_grad=True)
+                loss = fused.softmax_cross_entropy(logits, Tensor(labels), "none")
+                loss.sum().backward()
+            finally:
+                fused._relative_to_target = original
+            losses[name] = (loss.numpy(), logits.grad.numpy())
+        rtol = 1e-5 if dtype == "float32" else 1e-13
+        for a, b in zip(losses["target"], losses["maximum"]):
+            np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * 1e-3)
+
+
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 def test_binary_cross_entropy_ops(reduction):
     p, y = _t(3, 4, low=0.05, high=0.95), _t(3, 4, low=0.0, high=1.0)
