@@ -6,7 +6,8 @@ the scikit-learn digits (1437 training images):
 
 - ``tinygrad_lite`` through ``tl.train.fit`` in float32 and float64, and float32 with a
   hand-written loop (to show what ``fit``'s book-keeping costs); lr 1.0 on the
-  batch-averaged loss;
+  batch-averaged loss; and ``fit`` again with the notes' batching, 14 batches of 100 per
+  epoch (a ``DataLoader`` with ``drop_last=True``), the same work as the notes' network;
 - the notes' hand-written numpy ``NeuralNetwork`` (float64; eta 0.01 on batch-*summed*
   gradients, the same step);
 - scikit-learn's ``MLPClassifier`` (same architecture, ``solver="sgd"``, logistic
@@ -22,7 +23,9 @@ forward + backward + SGD step (median of many) for ours, the numpy network and P
 
 numpy's BLAS is limited to one thread (``--threads``): the matrices are tiny, and threads
 only add synchronisation (on a busy machine, a lot). Targets (reported, not asserted):
-ours within 1.3x the hand-written network's time; a batch-1 step within 100 us.
+ours within 1.3x the hand-written network's time for the same training (the same 1,400
+steps of 100 samples: the "14 x 100" row against the notes' network; the full-epoch
+rows' per-sample ratio is printed too); a batch-1 step within 100 us.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from _common import machine_info, median_step_us, print_table, time_call, write_
 import tinygrad_lite as tl  # noqa: E402
 import tinygrad_lite.nn.functional as F  # noqa: E402
 from tinygrad_lite import Tensor, nn, optim  # noqa: E402
+from tinygrad_lite.data import DataLoader, TensorDataset  # noqa: E402
 
 
 def _examples_common():
@@ -72,6 +76,21 @@ def run_ours_fit(data, epochs, dtype):
                  progress=False)
     accuracy = tl.train.evaluate(model, None, (X_test, y_test))["accuracy"]
     return accuracy, epochs * len(X_train)
+
+
+def run_ours_fit_notes_batches(data, epochs, dtype):
+    """``fit`` doing the notes' amount of work: 14 batches of 100 per epoch (the last 37
+    images of each shuffle are left out, as the notes' ``n // batch_size`` iterations
+    leave them), so both make the same 1,400 steps of 100 samples."""
+    X_train, X_test, y_train, y_test = data
+    tl.manual_seed(0)
+    model = ours_model(dtype)
+    loader = DataLoader(TensorDataset(X_train.astype(dtype), y_train), batch_size=100,
+                        shuffle=True, drop_last=True)
+    tl.train.fit(model, F.cross_entropy, optim.SGD(model.parameters(), lr=LR_MEAN), loader,
+                 epochs=epochs, metrics=None, progress=False)
+    accuracy = tl.train.evaluate(model, None, (X_test, y_test))["accuracy"]
+    return accuracy, epochs * len(loader) * 100
 
 
 def run_ours_loop(data, epochs, dtype):
@@ -200,7 +219,7 @@ def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="10 epochs, 1 repeat")
     parser.add_argument("--epochs", type=int, default=100)
-    parser.add_argument("--repeats", type=int, default=3,
+    parser.add_argument("--repeats", type=int, default=5,
                         help="training runs per implementation (the fastest is reported)")
     parser.add_argument("--threads", type=int, default=1, help="numpy BLAS threads")
     parser.add_argument("--out", default="mlp", help="results file name or path")
@@ -220,6 +239,8 @@ def _run(args) -> dict:
             ("tinygrad_lite fit", "float64", lambda: run_ours_fit(data, epochs, "float64")),
             ("tinygrad_lite hand loop", "float32",
              lambda: run_ours_loop(data, epochs, "float32")),
+            ("tinygrad_lite fit, 14 x 100 per epoch", "float32",
+             lambda: run_ours_fit_notes_batches(data, epochs, "float32")),
             ("notes' numpy NeuralNetwork", "float64", lambda: run_notes(data, epochs)),
             ("scikit-learn MLPClassifier", "float64", lambda: run_sklearn(data, epochs))]
     torch = torch_or_none()
@@ -236,6 +257,7 @@ def _run(args) -> dict:
           f"{args.threads}")
     EX.NeuralNetwork(data[0], EX.to_categorical_numpy(data[2], 10), epochs=1).train()
     run_ours_fit(data, 1, "float32")  # warm-up: lazy imports, first-call costs
+    run_ours_fit_notes_batches(data, 1, "float32")
     # Round-robin repeats: every implementation sees the same spread of machine load; the
     # fastest run of each is kept. PyTorch with its default (multi-)threading is run once:
     # on a busy machine its spinning threads make it very slow.
@@ -255,8 +277,8 @@ def _run(args) -> dict:
                      "samples_per_s": samples / wall, "test_accuracy": accuracy})
     ours = rows[0]
     for row in rows:
-        # per-sample time relative to ours (the notes' network sees 14 x 100 samples per
-        # epoch, the others all 1437), so the ratio compares equal work
+        # per-sample time relative to ours (the notes' network and the "14 x 100" row
+        # see 14 x 100 samples per epoch, the others all 1437)
         row["time_ratio_to_ours"] = ours["samples_per_s"] / row["samples_per_s"]
         row["cpu_ratio_to_ours"] = ((row["cpu_s"] / row["samples"])
                                     / (ours["cpu_s"] / ours["samples"]))
@@ -274,19 +296,28 @@ def _run(args) -> dict:
     print_table(["implementation", "us per step", "time / ours"],
                 [[name, f"{us:.1f}", f"{us / ours_step:.2f}x"] for name, us in steps.items()])
 
-    notes_row = rows[3]
-    ratio = notes_row["samples_per_s"] / ours["samples_per_s"]
-    cpu_ratio = 1.0 / notes_row["cpu_ratio_to_ours"]
+    equal_row = rows[3]
+    notes_row = rows[4]
+    # The target compares equal work: fit making the notes' 14 steps of 100 per epoch
+    # against the notes' network. Full epochs (15 steps, the last of 37 images) are
+    # also compared, per sample: that costs ours one step's fixed overhead per epoch
+    # for 2.6% more images, which the notes' sampling never makes.
+    ratio = equal_row["wall_s"] / notes_row["wall_s"]
+    cpu_ratio = equal_row["cpu_s"] / notes_row["cpu_s"]
+    per_sample_ratio = notes_row["samples_per_s"] / ours["samples_per_s"]
     targets = {
         "ours_vs_notes_numpy_time_ratio": ratio,
         "ours_vs_notes_numpy_cpu_ratio": cpu_ratio,
         "ours_within_1.3x_notes_numpy": bool(ratio <= 1.3),
+        "full_epochs_per_sample_time_ratio": per_sample_ratio,
         "batch1_step_us": ours_step,
         "batch1_step_within_100us": bool(ours_step <= 100.0),
     }
-    print(f"\ntargets: ours (fit, float32) takes {ratio:.2f}x the notes' numpy network's "
-          f"wall time per sample ({cpu_ratio:.2f}x its CPU time) "
-          f"(target <= 1.3x: {'met' if ratio <= 1.3 else 'NOT met'}); "
+    print(f"\ntargets: training the same {epochs} x {len(data[0]) // 100} batches of 100, ours "
+          f"(fit, float32) takes "
+          f"{ratio:.2f}x the notes' numpy network's wall time ({cpu_ratio:.2f}x its CPU "
+          f"time) (target <= 1.3x: {'met' if ratio <= 1.3 else 'NOT met'}); with full "
+          f"epochs (the last batch of {len(data[0]) % 100}) {per_sample_ratio:.2f}x per sample; "
           f"batch-1 step {ours_step:.0f} us (target <= 100 us: "
           f"{'met' if ours_step <= 100 else 'NOT met'})")
     payload = {"benchmark": "digits MLP 64-50-10 sigmoid, SGD, batch 100",

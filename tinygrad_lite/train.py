@@ -237,9 +237,11 @@ def _model_dtype_device(model):
 
 def _prepare(batch: Tensor, dtype, device: str) -> Tensor:
     """Cast a floating batch to the model's dtype and move it to the model's device."""
-    if dtype is not None and batch.dtype.kind == "f" and batch.dtype != dtype:
+    # (the array's dtype and the backend's device: no property call per batch)
+    array_dtype = batch.data.dtype
+    if dtype is not None and array_dtype.kind == "f" and array_dtype != dtype:
         batch = batch.astype(dtype)
-    if batch.device != device:
+    if batch.backend.device != device:
         batch = batch.to(device)
     return batch
 

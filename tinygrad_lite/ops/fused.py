@@ -126,11 +126,18 @@ def _grad_scale(g: Tensor, reduction: str, count: int):
     """dL/d(loss_i) for every element: g spread back over what the reduction removed.
 
     mean: g / count for every element; sum: g; none: g itself (already per element).
-    A Tensor on the differentiable path, a raw array on the fast path.
+    A Tensor on the differentiable path; on the fast path a raw array, or a Python
+    number for the gradient of a reduced loss on the host (numpy's arithmetic with 0-d
+    arrays costs about a microsecond more per call than with a number; on a GPU,
+    reading the number would be a synchronisation).
     """
     if state.grad_enabled:
         return g * (1.0 / count) if reduction == "mean" else g
-    return g.backend.mul(g.data, 1.0 / count) if reduction == "mean" else g.data
+    backend, data = g.backend, g.data
+    if not data.shape and backend.device == "cpu":
+        data = backend.item(data)
+        return data * (1.0 / count) if reduction == "mean" else data
+    return backend.mul(data, 1.0 / count) if reduction == "mean" else data
 
 
 # ------------------------------------------------------------------------- linear
