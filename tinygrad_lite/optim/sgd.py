@@ -33,11 +33,6 @@ class SGD(Optimizer):
     def _update_group(self, group: dict) -> None:
         lr, momentum, weight_decay = group["lr"], group["momentum"], group["weight_decay"]
         dampening, nesterov = group["dampening"], group["nesterov"]
-        if momentum == 0 and weight_decay == 0:  # the notes' plain update, p -= lr * g
-            for p in group["params"]:
-                if p.grad is not None:
-                    subtract_(p, p.backend.mul(p.grad.data, lr))
-            return
         for p in group["params"]:
             grad = p.grad
             if grad is None:
