@@ -67,30 +67,23 @@ def ours_model(dtype):
     return nn.Sequential(nn.Linear(64, 50), nn.Sigmoid(), nn.Linear(50, 10)).to(dtype=dtype)
 
 
-def run_ours_fit(data, epochs, dtype):
+def run_ours_fit(data, epochs, dtype, notes_batches=False):
+    """``fit`` over every image each epoch (15 batches, the last of 37), or with
+    ``notes_batches`` the notes' amount of work: 14 batches of 100 per epoch (the last 37
+    images of each shuffle left out, as the notes' ``n // batch_size`` iterations leave
+    them), so both make the same 1,400 steps of 100 samples."""
     X_train, X_test, y_train, y_test = data
     tl.manual_seed(0)
     model = ours_model(dtype)
+    train_data = (X_train, y_train)
+    if notes_batches:
+        train_data = DataLoader(TensorDataset(X_train.astype(dtype), y_train), batch_size=100,
+                                shuffle=True, drop_last=True)
     tl.train.fit(model, F.cross_entropy, optim.SGD(model.parameters(), lr=LR_MEAN),
-                 (X_train, y_train), epochs=epochs, batch_size=100, metrics=None,
-                 progress=False)
+                 train_data, epochs=epochs, batch_size=100, metrics=None, progress=False)
     accuracy = tl.train.evaluate(model, None, (X_test, y_test))["accuracy"]
-    return accuracy, epochs * len(X_train)
-
-
-def run_ours_fit_notes_batches(data, epochs, dtype):
-    """``fit`` doing the notes' amount of work: 14 batches of 100 per epoch (the last 37
-    images of each shuffle are left out, as the notes' ``n // batch_size`` iterations
-    leave them), so both make the same 1,400 steps of 100 samples."""
-    X_train, X_test, y_train, y_test = data
-    tl.manual_seed(0)
-    model = ours_model(dtype)
-    loader = DataLoader(TensorDataset(X_train.astype(dtype), y_train), batch_size=100,
-                        shuffle=True, drop_last=True)
-    tl.train.fit(model, F.cross_entropy, optim.SGD(model.parameters(), lr=LR_MEAN), loader,
-                 epochs=epochs, metrics=None, progress=False)
-    accuracy = tl.train.evaluate(model, None, (X_test, y_test))["accuracy"]
-    return accuracy, epochs * len(loader) * 100
+    samples = len(train_data) * 100 if notes_batches else len(X_train)
+    return accuracy, epochs * samples
 
 
 def run_ours_loop(data, epochs, dtype):
@@ -240,7 +233,7 @@ def _run(args) -> dict:
             ("tinygrad_lite hand loop", "float32",
              lambda: run_ours_loop(data, epochs, "float32")),
             ("tinygrad_lite fit, 14 x 100 per epoch", "float32",
-             lambda: run_ours_fit_notes_batches(data, epochs, "float32")),
+             lambda: run_ours_fit(data, epochs, "float32", notes_batches=True)),
             ("notes' numpy NeuralNetwork", "float64", lambda: run_notes(data, epochs)),
             ("scikit-learn MLPClassifier", "float64", lambda: run_sklearn(data, epochs))]
     torch = torch_or_none()
@@ -257,7 +250,7 @@ def _run(args) -> dict:
           f"{args.threads}")
     EX.NeuralNetwork(data[0], EX.to_categorical_numpy(data[2], 10), epochs=1).train()
     run_ours_fit(data, 1, "float32")  # warm-up: lazy imports, first-call costs
-    run_ours_fit_notes_batches(data, 1, "float32")
+    run_ours_fit(data, 1, "float32", notes_batches=True)
     # Round-robin repeats: every implementation sees the same spread of machine load; the
     # fastest run of each is kept. PyTorch with its default (multi-)threading is run once:
     # on a busy machine its spinning threads make it very slow.

@@ -363,11 +363,12 @@ def _relative_to_target(backend, z, apart):
         -log p_t = log(1 + S),   S = sum_(c != t) exp(z_c - z_t),
 
     one ``log1p`` of terms each exact to an ulp; neither a maximum per row (a slow
-    reduction over short rows) nor ``expm1(s_t)`` is needed, about 2.5 us less per
-    digits step. It needs every s small enough that exp(s) and the sum of C of them
-    stay finite: one maximum over the whole array says so (a NaN or inf logit fails it
-    too). Otherwise, and on a GPU, where reading that maximum would be a
-    synchronisation, the caller shifts by the row maximum instead.
+    reduction over short rows) nor ``expm1(s_t)`` is needed (the loss node's forward at
+    batch 100 went from 17.6 to 14.3 us in a development measurement). It needs every
+    s small enough that exp(s) and the sum of C of them stay finite: one maximum over
+    the whole array says so (a NaN or inf logit fails it too). Otherwise, and on a GPU,
+    where reading that maximum would be a synchronisation, the caller shifts by the row
+    maximum instead.
     """
     if backend.device != "cpu" or 0 in z.shape:
         return None
